@@ -1,0 +1,440 @@
+package squashfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+
+	"keel/rootfs"
+)
+
+// fileData is where one regular file's content ended up in the image.
+type fileData struct {
+	path  string
+	entry *rootfs.Entry
+	size  int64
+
+	start      uint64   // position of the first data block
+	sizes      []uint32 // on-disk size of each full block (0 = sparse)
+	fragIndex  uint32
+	fragOffset uint32
+	sparse     uint64 // bytes held by sparse blocks
+
+	dupOf *fileData // identical earlier file whose data this one reuses
+}
+
+// resolved returns the file whose data fields are authoritative.
+func (f *fileData) resolved() *fileData {
+	for f.dupOf != nil {
+		f = f.dupOf
+	}
+	return f
+}
+
+type fragment struct {
+	start uint64
+	size  uint32
+}
+
+// slot is one block's worth of pipeline memory. The pool of slots is what
+// bounds memory: the reader cannot get ahead of the writer by more than the
+// number of slots.
+type slot struct {
+	in  []byte
+	out []byte
+}
+
+type job struct {
+	seq    int
+	slot   *slot
+	n      int       // bytes of input in slot.in
+	file   *fileData // nil for a fragment block
+	block  int       // block index in file
+	frag   uint32    // fragment index when file is nil
+	stored []byte    // what to write: slot.out or slot.in[:n]; nil = sparse
+	flag   uint32    // dataUncompFlag when stored raw
+}
+
+// dataWriter runs the parallel data pipeline:
+//
+//	reader (1 goroutine, tree order) → compressors (Workers) → writer (1, in order)
+//
+// The reader decides everything that affects layout (dedup, fragment
+// packing, block boundaries) in tree order, and the writer lays blocks down
+// strictly by sequence number, so scheduling never changes the bytes.
+type dataWriter struct {
+	o      Options
+	codec  *codec
+	files  []*fileData
+	out    *countingWriter
+	frags  []fragment
+	stats  *Stats
+	window int
+}
+
+// Memory bound: window slots of 2×BlockSize (input and output), plus one
+// fragment buffer and one small-file buffer of BlockSize each. With 128 KiB
+// blocks and 2 workers that is 8 slots, about 2.3 MiB, whatever the tree size.
+func newDataWriter(o Options, c *codec, files []*fileData, out *countingWriter, st *Stats) *dataWriter {
+	return &dataWriter{o: o, codec: c, files: files, out: out, stats: st, window: 4 * o.Workers}
+}
+
+func (d *dataWriter) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	slots := make(chan *slot, d.window)
+	for range d.window {
+		slots <- &slot{in: make([]byte, d.o.BlockSize), out: make([]byte, 0, d.o.BlockSize+d.o.BlockSize/16+64)}
+	}
+	jobs := make(chan *job, d.window)
+	results := make(chan *job, d.window)
+
+	g.Go(func() error {
+		defer close(jobs)
+		return d.read(ctx, slots, jobs)
+	})
+	workers, wctx := errgroup.WithContext(ctx)
+	for range d.o.Workers {
+		workers.Go(func() error { return d.compress(wctx, jobs, results) })
+	}
+	g.Go(func() error {
+		err := workers.Wait()
+		close(results)
+		return err
+	})
+	g.Go(func() error { return d.write(ctx, slots, results) })
+	return g.Wait()
+}
+
+func (d *dataWriter) compress(ctx context.Context, jobs <-chan *job, results chan<- *job) error {
+	c, err := d.codec.new()
+	if err != nil {
+		return err
+	}
+	for j := range jobs {
+		in := j.slot.in[:j.n]
+		switch {
+		case j.file != nil && allZero(in):
+			j.stored = nil
+		default:
+			out, err := c.compress(j.slot.out, in)
+			if err != nil {
+				if j.file != nil {
+					return fmt.Errorf("compress %s: %w", j.file.path, err)
+				}
+				return fmt.Errorf("compress fragment %d: %w", j.frag, err)
+			}
+			j.slot.out = out
+			if len(out) < len(in) {
+				j.stored, j.flag = out, 0
+			} else {
+				j.stored, j.flag = in, dataUncompFlag
+			}
+		}
+		select {
+		case results <- j:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (d *dataWriter) write(ctx context.Context, slots chan<- *slot, results <-chan *job) error {
+	pending := map[int]*job{}
+	next := 0
+	var done int64
+	for j := range results {
+		pending[j.seq] = j
+		for {
+			j, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if err := d.place(j); err != nil {
+				return err
+			}
+			done += int64(j.n)
+			slots <- j.slot
+			if d.o.Progress != nil {
+				d.o.Progress(done, d.stats.ContentBytes)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *dataWriter) place(j *job) error {
+	at := d.out.n
+	if _, err := d.out.Write(j.stored); err != nil {
+		return fmt.Errorf("write data: %w", err)
+	}
+	if j.file == nil {
+		d.frags[j.frag] = fragment{start: at, size: uint32(len(j.stored)) | j.flag}
+		return nil
+	}
+	f := j.file
+	if j.block == 0 {
+		f.start = at
+	}
+	if j.stored == nil {
+		f.sizes[j.block] = 0
+		f.sparse += uint64(j.n)
+	} else {
+		f.sizes[j.block] = uint32(len(j.stored)) | j.flag
+	}
+	return nil
+}
+
+// read walks the files in order and feeds the pipeline.
+func (d *dataWriter) read(ctx context.Context, slots <-chan *slot, jobs chan<- *job) error {
+	bs := int64(d.o.BlockSize)
+	seq := 0
+	submit := func(j *job) error {
+		j.seq = seq
+		seq++
+		select {
+		case jobs <- j:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	getSlot := func() (*slot, error) {
+		select {
+		case s := <-slots:
+			return s, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+
+	// Large files are hashed up front only when another large file has the
+	// same size; small files are hashed as they are read, for free.
+	sizeCount := map[int64]int{}
+	for _, f := range d.files {
+		if f.size >= bs {
+			sizeCount[f.size]++
+		}
+	}
+	type key struct {
+		size int64
+		sum  [32]byte
+	}
+	seen := map[key]*fileData{}
+	frag := make([]byte, 0, bs)
+	small := make([]byte, bs)
+
+	flushFrag := func() error {
+		if len(frag) == 0 {
+			return nil
+		}
+		s, err := getSlot()
+		if err != nil {
+			return err
+		}
+		n := copy(s.in, frag)
+		idx := uint32(len(d.frags))
+		d.frags = append(d.frags, fragment{})
+		frag = frag[:0]
+		return submit(&job{slot: s, n: n, frag: idx})
+	}
+	addTail := func(f *fileData, tail []byte) error {
+		if len(frag)+len(tail) > int(bs) {
+			if err := flushFrag(); err != nil {
+				return err
+			}
+		}
+		f.fragIndex = uint32(len(d.frags))
+		f.fragOffset = uint32(len(frag))
+		frag = append(frag, tail...)
+		return nil
+	}
+
+	for _, f := range d.files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if f.size == 0 {
+			continue
+		}
+		if f.size < bs {
+			b := small[:f.size]
+			if err := readAll(f, b); err != nil {
+				return err
+			}
+			k := key{f.size, sha256.Sum256(b)}
+			if orig, ok := seen[k]; ok {
+				f.dupOf = orig
+				d.stats.Duplicates++
+				continue
+			}
+			seen[k] = f
+			if err := addTail(f, b); err != nil {
+				return err
+			}
+			continue
+		}
+		if sizeCount[f.size] > 1 {
+			sum, err := hashFile(f)
+			if err != nil {
+				return err
+			}
+			k := key{f.size, sum}
+			if orig, ok := seen[k]; ok {
+				f.dupOf = orig
+				d.stats.Duplicates++
+				continue
+			}
+			seen[k] = f
+		}
+		if err := d.readBlocks(f, getSlot, submit, addTail); err != nil {
+			return err
+		}
+	}
+	return flushFrag()
+}
+
+func (d *dataWriter) readBlocks(f *fileData, getSlot func() (*slot, error), submit func(*job) error, addTail func(*fileData, []byte) error) error {
+	bs := int64(d.o.BlockSize)
+	r, err := open(f)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	nblocks := int(f.size / bs)
+	f.sizes = make([]uint32, nblocks)
+	for i := range nblocks {
+		s, err := getSlot()
+		if err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(r, s.in); err != nil {
+			return readErr(f, err)
+		}
+		if err := submit(&job{slot: s, n: int(bs), file: f, block: i}); err != nil {
+			return err
+		}
+	}
+	if tail := f.size % bs; tail > 0 {
+		buf := make([]byte, tail)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return readErr(f, err)
+		}
+		if err := addTail(f, buf); err != nil {
+			return err
+		}
+	}
+	return checkEOF(f, r)
+}
+
+// open returns the file's content; a nil Opener is Size bytes of zeros.
+func open(f *fileData) (io.ReadCloser, error) {
+	if f.entry.Content == nil {
+		return io.NopCloser(io.LimitReader(zeros{}, f.size)), nil
+	}
+	r, err := f.entry.Content()
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", f.path, err)
+	}
+	return r, nil
+}
+
+func readAll(f *fileData, b []byte) error {
+	r, err := open(f)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := io.ReadFull(r, b); err != nil {
+		return readErr(f, err)
+	}
+	return checkEOF(f, r)
+}
+
+func hashFile(f *fileData) ([32]byte, error) {
+	var sum [32]byte
+	r, err := open(f)
+	if err != nil {
+		return sum, err
+	}
+	defer r.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, f.size))
+	if err != nil {
+		return sum, readErr(f, err)
+	}
+	if n != f.size {
+		return sum, readErr(f, io.ErrUnexpectedEOF)
+	}
+	if err := checkEOF(f, r); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// ErrSizeMismatch means a file's content did not have the length its entry
+// declared, usually because it changed while the image was written.
+var ErrSizeMismatch = errors.New("content length differs from the entry's size")
+
+func readErr(f *fileData, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("read %s: %w (shorter than %d bytes)", f.path, ErrSizeMismatch, f.size)
+	}
+	return fmt.Errorf("read %s: %w", f.path, err)
+}
+
+func checkEOF(f *fileData, r io.Reader) error {
+	var one [1]byte
+	n, err := io.ReadFull(r, one[:])
+	if n > 0 {
+		return fmt.Errorf("read %s: %w (longer than %d bytes)", f.path, ErrSizeMismatch, f.size)
+	}
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return fmt.Errorf("read %s: %w", f.path, err)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// countingWriter tracks the absolute position of a sequential writer.
+type countingWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
+}
