@@ -1,0 +1,110 @@
+package profiles
+
+import (
+	"fmt"
+	"slices"
+)
+
+// setDefaults fills in what the profile left out (the values are the
+// Default* constants, and in the field docs). Fields whose zero value is a
+// valid choice (a mode of 0000, gid 0, xz level 0) are defaulted only when
+// they were not written at all, which is what Where tells.
+func (p *Profile) setDefaults() {
+	has := func(field string) bool { _, ok := p.pos[field]; return ok }
+	if p.Keel == 0 {
+		p.Keel = Version
+	}
+	if p.Arch == "" {
+		p.Arch = DefaultArch
+	}
+	if p.Compatible == "" {
+		p.Compatible = p.Name
+	}
+	if p.Hostname == "" {
+		p.Hostname = p.Name
+	}
+
+	for i := range p.Sources {
+		s := &p.Sources[i]
+		f := fmt.Sprintf("sources[%d]", i)
+		switch {
+		case s.Dir != "" && s.To == "":
+			s.To = "/"
+		case s.File != "" && !has(f+".mode"):
+			s.Mode = DefaultFileMode
+		}
+	}
+	for i := range p.Users {
+		u := &p.Users[i]
+		if !has(fmt.Sprintf("users[%d].gid", i)) {
+			u.GID = u.UID
+		}
+		if u.Home == "" {
+			u.Home = "/home/" + u.Name
+			if u.Name == "root" {
+				u.Home = "/root"
+			}
+		}
+		if u.Shell == "" {
+			u.Shell = DefaultShell
+		}
+		if u.Password == "" {
+			u.Password = "!"
+		}
+	}
+	for i := range p.Services {
+		s := &p.Services[i]
+		if s.User == "" {
+			s.User = "root"
+		}
+		if s.Restart == "" {
+			s.Restart = DefaultRestart
+		}
+	}
+
+	d := &p.Disk
+	if d.ESP == 0 {
+		d.ESP = DefaultESPSize
+	}
+	if d.Slot == 0 {
+		d.Slot = DefaultSlotSize
+	}
+	if d.Data == 0 {
+		d.Data = DefaultDataSize
+	}
+	if d.Size == 0 {
+		d.Size = d.ESP + 2*d.Slot + d.Data + DiskOverhead
+	}
+	if d.Squashfs.Compression == "" {
+		d.Squashfs.Compression = DefaultCompression
+	}
+	if !has("disk.squashfs.level") {
+		d.Squashfs.Level = defaultLevels[d.Squashfs.Compression]
+	}
+
+	u := &p.Update
+	if !has("update.tries") {
+		u.Tries = DefaultTries
+	}
+	if !has("update.health.grace") {
+		u.Health.Grace = DefaultGrace
+	}
+	if !has("update.health.require") {
+		u.Health.Require = nil
+		for _, s := range p.Services {
+			u.Health.Require = append(u.Health.Require, s.Name)
+		}
+	}
+}
+
+// dedupe drops repeated strings, keeping the first of each: merged
+// includes often name the same module twice.
+func dedupe(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

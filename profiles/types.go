@@ -1,0 +1,161 @@
+package profiles
+
+import "time"
+
+// Version is the profile schema version this package reads.
+const Version = 1
+
+// Default values filled in by Load for fields a profile leaves out.
+const (
+	DefaultArch        = "x86_64"
+	DefaultESPSize     = 256 * MiB
+	DefaultSlotSize    = 1 * GiB
+	DefaultDataSize    = 256 * MiB
+	DefaultCompression = "zstd"
+	DefaultRestart     = "always"
+	DefaultTries       = 3
+	DefaultGrace       = Duration(10 * time.Second)
+	DefaultFileMode    = FileMode(0o644)
+	DefaultShell       = "/bin/sh"
+
+	// DiskOverhead is what a disk needs besides its partitions when its
+	// total size is computed: 1 MiB at the start (protective MBR, primary
+	// GPT, alignment of the first partition) and 1 MiB at the end (backup
+	// GPT, rounded to the same alignment).
+	DiskOverhead = 2 * MiB
+)
+
+// defaultLevels is the squashfs compression level used when
+// disk.squashfs.level is left out, per compressor; levels are the valid
+// ranges. zstd 15 and xz 6 are mksquashfs's usual choices for a small image.
+var (
+	defaultLevels = map[string]int{"zstd": 15, "xz": 6, "gzip": 9}
+	levels        = map[string][2]int{"zstd": {1, 22}, "xz": {0, 9}, "gzip": {1, 9}}
+)
+
+// Profile is a loaded, merged, defaulted and validated profile.
+type Profile struct {
+	Keel       int    `yaml:"keel" enum:"1" doc:"Profile schema version. Only 1 exists; left out means 1."`
+	Name       string `yaml:"name" required:"true" doc:"Image name: lowercase letters, digits, '.', '_', '-'. Becomes IMAGE_ID in os-release."`
+	Version    string `yaml:"version" required:"true" doc:"Image version, e.g. 1.4.0. Becomes IMAGE_VERSION in os-release and the boot entry title."`
+	Arch       string `yaml:"arch" enum:"x86_64,aarch64" doc:"Target architecture. Default x86_64; aarch64 is not supported yet."`
+	Compatible string `yaml:"compatible" doc:"Update bundles are only installed on images with the same compatible string. Default: name."`
+	// After Load, Include holds the loaded file's own includes, absolute;
+	// Files lists every file merged.
+	Include  []string  `yaml:"include" keel:"path" doc:"Profile files merged before this one, in order, relative to this file. Later wins for scalars, mappings are merged, lists are appended."`
+	Kernel   Kernel    `yaml:"kernel" required:"true" doc:"The kernel to boot and the modules its initrd carries."`
+	Sources  []Source  `yaml:"sources" doc:"What goes into the root filesystem, applied in order. Each item is exactly one of image, dir or file."`
+	Users    []User    `yaml:"users" doc:"Users written to /etc/passwd and /etc/shadow. root (uid 0) exists even when not listed."`
+	Groups   []Group   `yaml:"groups" doc:"Groups written to /etc/group. root (gid 0) exists even when not listed."`
+	Hostname string    `yaml:"hostname" doc:"Written to /etc/hostname. Default: name."`
+	Services []Service `yaml:"services" doc:"Services keel-init's supervisor runs when the image has no other init."`
+	Boot     Boot      `yaml:"boot" doc:"The boot loader."`
+	Disk     Disk      `yaml:"disk" doc:"Disk image layout."`
+	Update   Update    `yaml:"update" doc:"How updates are tried, judged and trusted."`
+
+	// Files are the absolute paths of every profile file that was merged,
+	// in merge order, the loaded file last. A build that caches on the
+	// profile hashes these.
+	Files []string `yaml:"-"`
+
+	pos map[string]Pos // field path -> where its value was written
+}
+
+// Kernel names the kernel: either a local file, or a path inside an OCI
+// image.
+type Kernel struct {
+	File    string   `yaml:"file" keel:"path" doc:"Local path of the kernel (vmlinuz). Exactly one of file and image."`
+	Image   string   `yaml:"image" keel:"ref" doc:"OCI image reference holding the kernel, e.g. docker://example.org/kernel:6.1 or oci:./kernel:6.1. Needs path."`
+	Path    string   `yaml:"path" doc:"Absolute path of the kernel inside image, e.g. /boot/vmlinuz."`
+	Modules []string `yaml:"modules" doc:"Kernel modules loaded by the initrd (dependencies are added from modules.dep). Duplicates are dropped."`
+	Cmdline string   `yaml:"cmdline" doc:"Extra kernel command line. root= and keel.slot= are set by keel."`
+}
+
+// Source is one item of sources: exactly one of Image, Dir or File is set.
+type Source struct {
+	Image string `yaml:"image" keel:"ref" doc:"OCI image reference whose layers are applied: docker://, oci:, oci-archive:, docker-archive:, dir:; a bare name means docker://."`
+	Dir   string `yaml:"dir" keel:"path" doc:"Local directory copied into the image (ownership and modes as found, so usually from a build tree)."`
+	To    string `yaml:"to" doc:"With dir: absolute destination in the image. Default /."`
+
+	File    string   `yaml:"file" doc:"Absolute destination path of a single file in the image. Needs content or source."`
+	Content string   `yaml:"content" doc:"With file: the file's content."`
+	Source  string   `yaml:"source" keel:"path" doc:"With file: local file whose content is copied."`
+	Mode    FileMode `yaml:"mode" doc:"With file: permission bits, always octal (\"0755\", 0755, 755, 0o755 all mean rwxr-xr-x). Default 0644."`
+	UID     int      `yaml:"uid" doc:"With file: owner uid. Default 0."`
+	GID     int      `yaml:"gid" doc:"With file: owner gid. Default 0."`
+}
+
+// Kind says which of image, dir and file a source is: "image", "dir" or "file".
+func (s *Source) Kind() string {
+	switch {
+	case s.Image != "":
+		return "image"
+	case s.Dir != "":
+		return "dir"
+	}
+	return "file"
+}
+
+// User is one account.
+type User struct {
+	Name              string   `yaml:"name" required:"true" doc:"Login name."`
+	UID               int      `yaml:"uid" required:"true" doc:"User id."`
+	GID               int      `yaml:"gid" doc:"Primary group id. Default: uid (a group named after the user is implied when no listed group has it)."`
+	Groups            []string `yaml:"groups" doc:"Supplementary groups, by name; each must be listed in groups (or be root)."`
+	Home              string   `yaml:"home" doc:"Home directory. Default /root for root, /home/NAME otherwise."`
+	Shell             string   `yaml:"shell" doc:"Login shell. Default /bin/sh."`
+	Password          string   `yaml:"password" doc:"crypt(3) hash (\"$6$...\", \"$y$...\"), or \"!\" / \"*\" for none. Plain text is refused. Default: locked."`
+	SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys" doc:"Lines written to the user's ~/.ssh/authorized_keys."`
+}
+
+// Group is one group.
+type Group struct {
+	Name string `yaml:"name" required:"true" doc:"Group name."`
+	GID  int    `yaml:"gid" required:"true" doc:"Group id."`
+}
+
+// Service is one process supervised by keel-init. Its fields map one to one
+// onto keel/rootfs/services.Service, the file keel-init reads.
+type Service struct {
+	Name    string            `yaml:"name" required:"true" doc:"Service name, unique."`
+	Command []string          `yaml:"command" required:"true" doc:"argv of the process; the first element is an absolute path or looked up in PATH."`
+	User    string            `yaml:"user" doc:"User it runs as: root or a name listed in users. Default root."`
+	Restart string            `yaml:"restart" enum:"always,on-failure,never" doc:"When to restart it after it exits. Default always."`
+	Env     map[string]string `yaml:"env" doc:"Environment variables, added to a minimal PATH, HOME, USER, LOGNAME (overriding them)."`
+	WorkDir string            `yaml:"working_dir" doc:"Absolute directory it starts in. Default: the user's home if it exists, else /."`
+	OnExit  string            `yaml:"on_exit" enum:"poweroff,reboot" doc:"What the system does once the service has exited for good (not restarted by its policy). Default: nothing. A test image runs its test with restart: never, on_exit: poweroff."`
+}
+
+// Boot is the boot loader put on the ESP.
+type Boot struct {
+	Loader string `yaml:"loader" keel:"path" doc:"Local path of the systemd-boot EFI binary (systemd-bootx64.efi). Default: the build host's, from the systemd-boot-efi package."`
+}
+
+// Disk is the disk image layout: sizes of the whole disk and its partitions.
+// Sizes are written "2GiB", "512M", "64MiB" or in bytes (see Size).
+type Disk struct {
+	Size     Size     `yaml:"size" doc:"Total disk size. Default: esp + 2 x slot + data + 2MiB for the partition tables. Must hold all of them."`
+	ESP      Size     `yaml:"esp" doc:"EFI system partition size. Default 256MiB."`
+	Slot     Size     `yaml:"slot" doc:"Size of each of the two root slots (A and B). Default 1GiB."`
+	Data     Size     `yaml:"data" doc:"Persistent data partition (ext4, mounted at /var). Default 256MiB."`
+	Squashfs Squashfs `yaml:"squashfs" doc:"How the root squashfs is compressed."`
+}
+
+// Squashfs says how the root squashfs is compressed.
+type Squashfs struct {
+	Compression string `yaml:"compression" enum:"zstd,xz,gzip" doc:"Compressor. Default zstd."`
+	Level       int    `yaml:"level" doc:"Compression level: zstd 1-22 (default 15), xz 0-9 (default 6), gzip 1-9 (default 9)."`
+}
+
+// Update says how an installed update is tried, judged and trusted.
+type Update struct {
+	Tries  int      `yaml:"tries" doc:"Boots an update gets to become healthy before the boot loader falls back. Default 3."`
+	Health Health   `yaml:"health" doc:"When a boot counts as healthy."`
+	Keys   []string `yaml:"keys" keel:"path" doc:"ed25519 public keys whose signatures on update bundles are trusted."`
+}
+
+// Health says when a boot counts as healthy.
+type Health struct {
+	Require []string `yaml:"require" doc:"Services that must be up; each must be listed in services. Default: all of them."`
+	Grace   Duration `yaml:"grace" doc:"How long the required services must stay up, e.g. 10s, 1m30s. Default 10s."`
+}

@@ -1,0 +1,420 @@
+package profiles
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+)
+
+// checker validates a decoded, defaulted profile: what the types alone do
+// not say (names, ranges, references between fields, alternatives) and that
+// the local files it names are there and readable.
+type checker struct {
+	p    *Profile
+	bad  map[string]bool // fields the decoder already reported
+	errs []*Error
+}
+
+func (c *checker) errorf(field, format string, args ...any) {
+	for f := field; f != ""; f = parentField(f) {
+		if c.bad[f] {
+			return // one error per problem: the decoder has already said why
+		}
+	}
+	c.errs = append(c.errs, c.p.Errorf(field, format, args...))
+}
+
+func (c *checker) has(field string) bool { _, ok := c.p.pos[field]; return ok }
+
+// ok tells whether all of fields decoded cleanly, for checks that combine
+// several of them.
+func (c *checker) ok(fields ...string) bool {
+	for _, f := range fields {
+		if c.bad[f] {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	imageName   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	versionRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
+	hostLabel   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	moduleName  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	accountName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
+)
+
+// maxID is the largest uid or gid: (uid_t)-1 is "no id".
+const maxID = 1<<32 - 2
+
+func (c *checker) check() {
+	p := c.p
+	if p.Name != "" && !imageName.MatchString(p.Name) {
+		c.errorf("name", "%q is not a valid name (lowercase letters, digits, '.', '_', '-')", p.Name)
+	}
+	if p.Version != "" && !versionRe.MatchString(p.Version) {
+		c.errorf("version", "%q is not a valid version (letters, digits, '.', '_', '+', '~', '-')", p.Version)
+	}
+	if p.Arch != DefaultArch && c.ok("arch") {
+		c.errorf("arch", "%s is not supported yet (supported: %s)", p.Arch, DefaultArch)
+	}
+	if strings.ContainsAny(p.Compatible, " \t\n") && c.has("compatible") {
+		c.errorf("compatible", "%q must not contain white space", p.Compatible)
+	}
+	if !validHostname(p.Hostname) && c.has("hostname") {
+		c.errorf("hostname", "%q is not a valid host name", p.Hostname)
+	} else if !validHostname(p.Hostname) && imageName.MatchString(p.Name) {
+		c.errorf("hostname", "the default, name %q, is not a valid host name; set hostname", p.Hostname)
+	}
+	c.kernel()
+	for i := range p.Sources {
+		c.source(fmt.Sprintf("sources[%d]", i), &p.Sources[i])
+	}
+	c.accounts()
+	c.services()
+	if p.Boot.Loader != "" {
+		c.localFile("boot.loader", p.Boot.Loader)
+	}
+	c.disk()
+	c.update()
+}
+
+// validHostname follows RFC 1123, within Linux's 64-byte HOST_NAME_MAX.
+func validHostname(h string) bool {
+	if h == "" || len(h) > 64 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if !hostLabel.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checker) kernel() {
+	k := &c.p.Kernel
+	switch {
+	case !c.has("kernel"):
+		// The decoder reported it missing.
+	case k.File == "" && k.Image == "":
+		if c.ok("kernel.file", "kernel.image") {
+			c.errorf("kernel", "needs file or image")
+		}
+	case k.File != "" && k.Image != "":
+		c.errorf("kernel.image", "kernel.file and kernel.image are alternatives; give one")
+	case k.File != "":
+		c.localFile("kernel.file", k.File)
+		if k.Path != "" {
+			c.errorf("kernel.path", "only with kernel.image")
+		}
+	default:
+		c.imageRef("kernel.image", k.Image)
+		if k.Path == "" {
+			c.errorf("kernel.path", "required with kernel.image: the kernel's path inside the image")
+		} else {
+			c.absolute("kernel.path", k.Path)
+		}
+	}
+	for i, m := range k.Modules {
+		if !moduleName.MatchString(m) {
+			c.errorf(fmt.Sprintf("kernel.modules[%d]", i), "%q is not a module name", m)
+		}
+	}
+	for _, w := range strings.Fields(k.Cmdline) {
+		if name, _, _ := strings.Cut(w, "="); name == "root" || name == "keel.slot" {
+			c.errorf("kernel.cmdline", "%s= is set by keel", name)
+		}
+	}
+}
+
+func (c *checker) source(f string, s *Source) {
+	var kinds []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"image", s.Image != ""}, {"dir", s.Dir != ""}, {"file", s.File != ""}} {
+		if k.set {
+			kinds = append(kinds, k.name)
+		}
+	}
+	switch {
+	case len(kinds) == 0:
+		if c.ok(f+".image", f+".dir", f+".file") {
+			c.errorf(f, "needs one of image, dir, file")
+		}
+		return
+	case len(kinds) > 1:
+		c.errorf(f+"."+kinds[1], "%s are alternatives; give one per source", strings.Join(kinds, " and "))
+		return
+	}
+	// Fields that only mean something with another kind of source.
+	only := map[string]string{"to": "dir", "content": "file", "source": "file", "mode": "file", "uid": "file", "gid": "file"}
+	for _, field := range []string{"to", "content", "source", "mode", "uid", "gid"} {
+		if c.has(f+"."+field) && only[field] != kinds[0] {
+			c.errorf(f+"."+field, "only with %s", only[field])
+		}
+	}
+	switch kinds[0] {
+	case "image":
+		c.imageRef(f+".image", s.Image)
+	case "dir":
+		c.localDir(f+".dir", s.Dir)
+		c.absolute(f+".to", s.To)
+	case "file":
+		if c.absolute(f+".file", s.File) && path.Clean(s.File) == "/" {
+			c.errorf(f+".file", "must name a file, not /")
+		}
+		switch {
+		case c.has(f+".content") && c.has(f+".source"):
+			c.errorf(f+".source", "content and source are alternatives; give one")
+		case c.has(f + ".source"):
+			c.localFile(f+".source", s.Source)
+		case !c.has(f + ".content"):
+			c.errorf(f, "file needs content or source")
+		}
+		c.id(f+".uid", s.UID)
+		c.id(f+".gid", s.GID)
+	}
+}
+
+func (c *checker) accounts() {
+	p := c.p
+	// root exists whether listed or not; listing it (to give it a password
+	// or keys) is fine as long as it stays uid/gid 0.
+	groupNames := map[string]string{"root": ""}
+	gids := map[int]string{0: "root"}
+	for i, g := range p.Groups {
+		f := fmt.Sprintf("groups[%d]", i)
+		switch {
+		case !accountName.MatchString(g.Name):
+			c.errorf(f+".name", "%q is not a valid group name", g.Name)
+		case groupNames[g.Name] != "":
+			c.errorf(f+".name", "duplicate group %q (first at %s)", g.Name, groupNames[g.Name])
+		default:
+			pos, _ := c.p.Where(f + ".name")
+			groupNames[g.Name] = pos.String()
+		}
+		switch {
+		case !c.id(f+".gid", g.GID):
+		case g.Name == "root" && g.GID != 0:
+			c.errorf(f+".gid", "root's gid is 0")
+		case gids[g.GID] != "" && gids[g.GID] != g.Name:
+			c.errorf(f+".gid", "gid %d already belongs to group %q", g.GID, gids[g.GID])
+		default:
+			gids[g.GID] = g.Name
+		}
+	}
+	userNames := map[string]string{}
+	uids := map[int]string{0: "root"}
+	for i, u := range p.Users {
+		f := fmt.Sprintf("users[%d]", i)
+		switch {
+		case !accountName.MatchString(u.Name):
+			c.errorf(f+".name", "%q is not a valid user name", u.Name)
+		case userNames[u.Name] != "":
+			c.errorf(f+".name", "duplicate user %q (first at %s)", u.Name, userNames[u.Name])
+		default:
+			pos, _ := c.p.Where(f + ".name")
+			userNames[u.Name] = pos.String()
+		}
+		switch {
+		case !c.id(f+".uid", u.UID):
+		case u.Name == "root" && u.UID != 0:
+			c.errorf(f+".uid", "root's uid is 0")
+		case uids[u.UID] != "" && uids[u.UID] != u.Name:
+			c.errorf(f+".uid", "uid %d already belongs to user %q", u.UID, uids[u.UID])
+		default:
+			uids[u.UID] = u.Name
+		}
+		if c.has(f + ".gid") { // a defaulted gid is the uid, checked above
+			c.id(f+".gid", u.GID)
+		}
+		for j, g := range u.Groups {
+			if _, ok := groupNames[g]; !ok {
+				c.errorf(fmt.Sprintf("%s.groups[%d]", f, j), "unknown group %q (not in groups)", g)
+			}
+		}
+		c.absolute(f+".home", u.Home)
+		c.absolute(f+".shell", u.Shell)
+		if pw := u.Password; pw != "" && !strings.HasPrefix(pw, "$") && !strings.HasPrefix(pw, "!") && !strings.HasPrefix(pw, "*") {
+			c.errorf(f+".password", "must be a crypt(3) hash (\"$6$...\", \"$y$...\"), \"!\" or \"*\"; plain text is refused")
+		} else if strings.ContainsAny(pw, ":\n") {
+			c.errorf(f+".password", "must not contain ':' or a line break")
+		}
+		for j, k := range u.SSHAuthorizedKeys {
+			if strings.TrimSpace(k) == "" || strings.Contains(k, "\n") {
+				c.errorf(fmt.Sprintf("%s.ssh_authorized_keys[%d]", f, j), "must be one non-empty line")
+			}
+		}
+	}
+}
+
+func (c *checker) services() {
+	p := c.p
+	users := map[string]bool{"root": true}
+	for _, u := range p.Users {
+		users[u.Name] = true
+	}
+	names := map[string]string{}
+	for i, s := range p.Services {
+		f := fmt.Sprintf("services[%d]", i)
+		switch {
+		case !serviceName.MatchString(s.Name) || len(s.Name) > 64:
+			c.errorf(f+".name", "%q is not a valid service name", s.Name)
+		case names[s.Name] != "":
+			c.errorf(f+".name", "duplicate service %q (first at %s)", s.Name, names[s.Name])
+		default:
+			pos, _ := c.p.Where(f + ".name")
+			names[s.Name] = pos.String()
+		}
+		if c.has(f+".command") && (len(s.Command) == 0 || s.Command[0] == "") {
+			c.errorf(f+".command", "must name a program")
+		}
+		for j, a := range s.Command {
+			if strings.ContainsRune(a, 0) {
+				c.errorf(fmt.Sprintf("%s.command[%d]", f, j), "holds a NUL byte")
+			}
+		}
+		c.absolute(f+".working_dir", s.WorkDir)
+		if !users[s.User] {
+			c.errorf(f+".user", "unknown user %q (not in users)", s.User)
+		}
+		for k := range s.Env {
+			if !envName.MatchString(k) {
+				c.errorf(f+".env."+k, "%q is not a variable name", k)
+			} else if strings.ContainsRune(s.Env[k], 0) {
+				c.errorf(f+".env."+k, "holds a NUL byte")
+			}
+		}
+	}
+}
+
+func (c *checker) disk() {
+	d := &c.p.Disk
+	if c.has("disk.size") && c.ok("disk.size", "disk.esp", "disk.slot", "disk.data") {
+		if need := d.ESP + 2*d.Slot + d.Data + DiskOverhead; d.Size < need {
+			c.errorf("disk.size", "%s is too small for esp %s + 2 x slot %s + data %s + %s of partition tables = %s",
+				d.Size, d.ESP, d.Slot, d.Data, Size(DiskOverhead), need)
+		}
+	}
+	sq := d.Squashfs
+	if r, ok := levels[sq.Compression]; ok && c.has("disk.squashfs.level") && (sq.Level < r[0] || sq.Level > r[1]) {
+		c.errorf("disk.squashfs.level", "%d is out of range for %s (%d-%d)", sq.Level, sq.Compression, r[0], r[1])
+	}
+}
+
+func (c *checker) update() {
+	u := &c.p.Update
+	if u.Tries < 1 && c.has("update.tries") {
+		c.errorf("update.tries", "must be at least 1")
+	}
+	services := map[string]bool{}
+	for _, s := range c.p.Services {
+		services[s.Name] = true
+	}
+	for i, r := range u.Health.Require {
+		if !services[r] {
+			c.errorf(fmt.Sprintf("update.health.require[%d]", i), "unknown service %q (not in services)", r)
+		}
+	}
+	for i, k := range u.Keys {
+		c.localFile(fmt.Sprintf("update.keys[%d]", i), k)
+	}
+}
+
+// id checks a uid or gid's range.
+func (c *checker) id(field string, id int) bool {
+	if id < 0 || id > maxID {
+		c.errorf(field, "%d is out of range (0-%d)", id, maxID)
+		return false
+	}
+	return true
+}
+
+// absolute checks a path in the image: absolute, and clean, because a
+// "/etc/../x" in a profile is a mistake more often than not, and the tree
+// model keys on clean paths.
+func (c *checker) absolute(field, p string) bool {
+	switch {
+	case p == "":
+	case !path.IsAbs(p):
+		c.errorf(field, "%q must be an absolute path in the image", p)
+		return false
+	case p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/"):
+		c.errorf(field, "%q is not a clean path (%s)", p, path.Clean(p))
+		return false
+	}
+	return true
+}
+
+// localFile checks that a file named by the profile exists, is a regular
+// file (or a link to one) and can be opened for reading, so that a typo fails the load
+// and not a build minutes later.
+func (c *checker) localFile(field, p string) {
+	if !c.ok(field) {
+		return
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		c.errorf(field, "%s: %s", p, fsMsg(err))
+	case fi.IsDir():
+		c.errorf(field, "%s: is a directory, not a file", p)
+	case !fi.Mode().IsRegular():
+		// Not opened: opening a FIFO would wait for a writer forever.
+		c.errorf(field, "%s: not a regular file", p)
+	default:
+		f, err := os.Open(p)
+		if err != nil {
+			c.errorf(field, "%s: %s", p, fsMsg(err))
+			return
+		}
+		f.Close()
+	}
+}
+
+// localDir is localFile for a directory, which must also be listable.
+func (c *checker) localDir(field, p string) {
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		c.errorf(field, "%s: %s", p, fsMsg(err))
+	case !fi.IsDir():
+		c.errorf(field, "%s: not a directory", p)
+	default:
+		f, err := os.Open(p)
+		if err == nil {
+			_, err = f.Readdirnames(1)
+			f.Close()
+		}
+		if err != nil && err != io.EOF {
+			c.errorf(field, "%s: %s", p, fsMsg(err))
+		}
+	}
+}
+
+// imageRef checks what can be checked of an image reference without
+// fetching it: its shape, and that the path of a local transport exists.
+func (c *checker) imageRef(field, ref string) {
+	if strings.ContainsAny(ref, " \t\n") {
+		c.errorf(field, "%q is not an image reference", ref)
+		return
+	}
+	for _, tr := range localTransports {
+		if rest, ok := strings.CutPrefix(ref, tr); ok {
+			p, _, _ := strings.Cut(rest, ":")
+			if p == "" {
+				c.errorf(field, "%q names no path", ref)
+			} else if _, err := os.Stat(p); err != nil {
+				c.errorf(field, "%s: %s", p, fsMsg(err))
+			}
+			return
+		}
+	}
+}
