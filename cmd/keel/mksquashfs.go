@@ -40,8 +40,8 @@ packed into fragments, all-zero blocks are stored sparse. OUT is written under
 a temporary name and renamed into place only on success.
 
 Compressor levels: zstd 1..22 (default 3; keel's pure-Go zstd has four
-strengths: 1, 2-5, 6-10, 11+), xz 1..9 (default 6; 7+ use the slower binary
-tree matcher), gzip 1..9 (default 9).`,
+strengths: 1, 2-5, 6-10, 11+), xz 1..9 (accepted for compatibility; the pure-Go
+LZMA2 encoder has one strength), gzip 1..9 (default 9).`,
 		Example: `  keel mksquashfs ./rootfs root.squashfs
   keel mksquashfs --comp xz --xz-bcj ./rootfs root.squashfs
   keel mksquashfs --all-root --mtime 0 ./rootfs root.squashfs`,

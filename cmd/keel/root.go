@@ -53,6 +53,7 @@ automatic fallback.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newMksquashfsCmd(g),
+		newSchemaCmd(),
 		newVersionCmd(),
 	)
 	return root

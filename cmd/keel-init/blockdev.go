@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// sysClassBlock is where the kernel lists every block device and partition.
+const sysClassBlock = "/sys/class/block"
+
+// blockDev is one entry of /sys/class/block, from its uevent file.
+type blockDev struct {
+	Name         string // DEVNAME, e.g. "vda2"; the node is /dev/<Name>
+	Major, Minor uint32
+	Partition    bool   // DEVTYPE=partition
+	PartUUID     string // GPT partition GUID, lowercase; "" if none
+	PartName     string // GPT partition label; "" if none
+	Disk         string // the whole disk a partition is on, e.g. "vda"
+}
+
+func (b blockDev) String() string {
+	s := fmt.Sprintf("%s (%d:%d)", b.Name, b.Major, b.Minor)
+	if b.PartName != "" {
+		s += " PARTLABEL=" + b.PartName
+	}
+	if b.PartUUID != "" {
+		s += " PARTUUID=" + b.PartUUID
+	}
+	return s
+}
+
+// scanBlockDevices reads every device under dir (a /sys/class/block), sorted
+// by name. Entries whose uevent cannot be read are skipped: a device can go
+// away while we look.
+func scanBlockDevices(dir string) ([]blockDev, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing block devices: %w", err)
+	}
+	var devs []blockDev
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(filepath.Join(p, "uevent"))
+		if err != nil {
+			continue
+		}
+		b := parseUevent(f)
+		f.Close()
+		if b.Name == "" {
+			b.Name = e.Name()
+		}
+		if b.Partition {
+			// /sys/class/block/vda2 -> ../../devices/.../block/vda/vda2:
+			// the directory a partition sits in is its disk.
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				b.Disk = filepath.Base(filepath.Dir(real))
+			}
+		}
+		devs = append(devs, b)
+	}
+	sort.Slice(devs, func(i, j int) bool { return devs[i].Name < devs[j].Name })
+	return devs, nil
+}
+
+// parseUevent reads the KEY=value lines of a sysfs uevent file.
+func parseUevent(f *os.File) blockDev {
+	var b blockDev
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "DEVNAME":
+			b.Name = v
+		case "MAJOR":
+			n, _ := strconv.ParseUint(v, 10, 32)
+			b.Major = uint32(n)
+		case "MINOR":
+			n, _ := strconv.ParseUint(v, 10, 32)
+			b.Minor = uint32(n)
+		case "DEVTYPE":
+			b.Partition = v == "partition"
+		case "PARTUUID":
+			b.PartUUID = strings.ToLower(v)
+		case "PARTNAME":
+			b.PartName = v
+		}
+	}
+	return b
+}
+
+func (d devSpec) matches(b blockDev) bool {
+	switch d.Kind {
+	case "PARTUUID":
+		return b.PartUUID != "" && b.PartUUID == d.Value
+	case "PARTLABEL":
+		return b.PartName == d.Value
+	case "path":
+		return "/dev/"+b.Name == d.Value
+	}
+	return false
+}
+
+// findDevice returns the device spec names. Of several matches (a label on
+// two disks, say an old image attached as a second disk) the one on
+// preferDisk wins, then the first by name, so the choice is stable.
+func findDevice(devs []blockDev, spec devSpec, preferDisk string) (blockDev, bool) {
+	var found []blockDev
+	for _, b := range devs {
+		if spec.matches(b) {
+			found = append(found, b)
+		}
+	}
+	if len(found) == 0 {
+		return blockDev{}, false
+	}
+	for _, b := range found {
+		if preferDisk != "" && b.Disk == preferDisk {
+			return b, true
+		}
+	}
+	return found[0], true
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSplitCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"  a b\n", []string{"a", "b"}},
+		{`root=PARTUUID=x keel.slot=a console=ttyS0 quiet`, []string{"root=PARTUUID=x", "keel.slot=a", "console=ttyS0", "quiet"}},
+		{`foo="a b" bar`, []string{"foo=a b", "bar"}},
+		{`"quoted word"`, []string{"quoted word"}},
+		{`a=""`, []string{"a="}},
+	} {
+		if got := splitCmdline(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("splitCmdline(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want bootParams
+	}{
+		{
+			name: "what systemd-boot passes",
+			in:   "root=PARTUUID=0A1B2C3D-0000-4000-8000-000000000002 keel.slot=b console=ttyS0 panic=-1 quiet\n",
+			want: bootParams{Root: devSpec{"PARTUUID", "0a1b2c3d-0000-4000-8000-000000000002"}, Slot: "b"},
+		},
+		{
+			name: "everything",
+			in:   "root=/dev/vda2 keel.slot=a keel.data=PARTLABEL=mydata init=/bin/sh keel.rootwait=2.5",
+			want: bootParams{Root: devSpec{"path", "/dev/vda2"}, Data: devSpec{"PARTLABEL", "mydata"}, Slot: "a", Init: "/bin/sh", RootWait: 2500 * time.Millisecond},
+		},
+		{
+			name: "data by PARTUUID",
+			in:   "root=PARTLABEL=root-a keel.data=PARTUUID=ABC",
+			want: bootParams{Root: devSpec{"PARTLABEL", "root-a"}, Data: devSpec{"PARTUUID", "abc"}},
+		},
+		{
+			name: "no data by request",
+			in:   "root=/dev/vda2 keel.data=none",
+			want: bootParams{Root: devSpec{"path", "/dev/vda2"}, NoData: true},
+		},
+		{
+			name: "later wins",
+			in:   "keel.slot=a keel.slot=b",
+			want: bootParams{Slot: "b"},
+		},
+		{
+			name: "after -- is init's",
+			in:   "keel.slot=a -- keel.slot=x",
+			want: bootParams{Slot: "a"},
+		},
+		{
+			name: "no root is not a parse error",
+			in:   "quiet",
+			want: bootParams{},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseCmdline(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseCmdlineErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"root=UUID=1234", "root"},
+		{"root=PARTUUID=", "empty PARTUUID"},
+		{"root=/dev/", "root"},
+		{"keel.slot=c", "want a or b"},
+		{"init=sbin/init", "not an absolute path"},
+		{"keel.rootwait=soon", "keel.rootwait"},
+		{"keel.rootwait=0", "keel.rootwait"},
+		{"keel.data=LABEL=data", "keel.data"},
+	} {
+		_, err := parseCmdline(tc.in)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseCmdline(%q): %v, want an error containing %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestSlotFromCmdline(t *testing.T) {
+	for in, want := range map[string]string{
+		"root=garbage keel.slot=b quiet": "b",
+		"quiet":                          "",
+	} {
+		if got := slotFromCmdline(in); got != want {
+			t.Errorf("slotFromCmdline(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzParseCmdline(f *testing.F) {
+	f.Add(`root=PARTUUID=x keel.slot=a foo="a b" -- x`)
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = parseCmdline(s)
+	})
+}

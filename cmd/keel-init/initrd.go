@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	sysroot      = "/sysroot"
+	defaultInit  = "/sbin/init"
+	dataWait     = 2 * time.Second // the data partition is normally on the root's disk: already there
+	devicePollAt = 50 * time.Millisecond
+)
+
+// initrdMain is the initrd role: from a bare initramfs to exec'ing the
+// rootfs's init. It returns only on failure.
+func initrdMain(con *console) error {
+	start := time.Now()
+	con.logf("keel-init %s (initrd)", version)
+	for _, m := range initrdMounts {
+		if err := os.MkdirAll(m.target, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", m.target, err)
+		}
+		if _, err := mountAPI(m); err != nil {
+			return err
+		}
+	}
+	ensureConsoleFds()
+
+	line, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("reading the kernel command line: %w", err)
+	}
+	params, err := parseCmdline(string(line))
+	if err != nil {
+		return err
+	}
+	if params.Root.Kind == "" {
+		return fmt.Errorf("no root= on the kernel command line (want root=PARTUUID=<uuid>): %q", strings.TrimSpace(string(line)))
+	}
+
+	if err := loadModuleList(con); err != nil {
+		return err
+	}
+
+	wait := params.RootWait
+	if wait == 0 {
+		wait = defaultRootWait
+	}
+	root, err := waitForDevice(params.Root, "", wait)
+	if err != nil {
+		return fmt.Errorf("root partition: %w", err)
+	}
+	if err := os.MkdirAll(sysroot, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", sysroot, err)
+	}
+	if err := unix.Mount("/dev/"+root.Name, sysroot, "squashfs", unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mounting root %s (squashfs, read-only) on %s: %w", root, sysroot, err)
+	}
+	con.logf("root: %s, slot %s, mounted read-only", root, firstNonEmpty(params.Slot, "unknown"))
+
+	mountData(con, params, root.Disk)
+
+	for _, p := range initrdToMove {
+		if err := unix.Mount(p, sysroot+p, "", unix.MS_MOVE, ""); err != nil {
+			// The rootfs lacks the directory; its init will have to do
+			// without. Detach ours so it is not left behind.
+			con.logf("WARNING: moving %s into the rootfs: %v", p, err)
+			_ = unix.Unmount(p, unix.MNT_DETACH)
+		}
+	}
+
+	init := firstNonEmpty(params.Init, defaultInit)
+	if err := checkInit(sysroot, init); err != nil {
+		return err
+	}
+	con.logf("switching to the rootfs, exec %s (initrd took %v)", init, time.Since(start).Round(time.Millisecond))
+	return switchRoot(sysroot, init, append([]string{init}, os.Args[1:]...))
+}
+
+// loadModuleList loads every module of the initrd's list. A missing list is
+// fine (a kernel with everything built in); a module that fails is logged
+// and the boot goes on: if it mattered, the root wait says so.
+func loadModuleList(con *console) error {
+	f, err := os.Open(moduleListPath)
+	if errors.Is(err, os.ErrNotExist) {
+		con.logf("no %s: loading no modules", moduleListPath)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the module list: %w", err)
+	}
+	defer f.Close()
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	mods, err := parseModuleList(f, release)
+	if err != nil {
+		return err
+	}
+	t := time.Now()
+	failed := loadModules(mods, finitModule, con.logf)
+	con.logf("loaded %d of %d modules in %v", len(mods)-failed, len(mods), time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+func finitModule(m moduleLoad) error {
+	fd, err := unix.Open(m.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening: %w", err)
+	}
+	defer unix.Close(fd)
+	flags := 0
+	if isCompressedModule(m.Path) {
+		flags |= unix.MODULE_INIT_COMPRESSED_FILE
+	}
+	err = unix.FinitModule(fd, m.Params, flags)
+	if errors.Is(err, unix.EEXIST) {
+		return errModuleLoaded
+	}
+	return err
+}
+
+// waitForDevice polls /sys/class/block until spec appears and its /dev
+// node exists, or timeout passes; then the error lists what the kernel did
+// show, which is usually enough to see a missing driver or a wrong UUID.
+func waitForDevice(spec devSpec, preferDisk string, timeout time.Duration) (blockDev, error) {
+	deadline := time.Now().Add(timeout)
+	var devs []blockDev
+	for {
+		var err error
+		devs, err = scanBlockDevices(sysClassBlock)
+		if err == nil {
+			if b, ok := findDevice(devs, spec, preferDisk); ok {
+				if err := ensureDevNode(b); err != nil {
+					return blockDev{}, err
+				}
+				return b, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(devicePollAt)
+	}
+	var seen []string
+	for _, b := range devs {
+		seen = append(seen, "  "+b.String())
+	}
+	if len(seen) == 0 {
+		seen = []string{"  (none: is the disk driver, e.g. virtio_blk, in the module list?)"}
+	}
+	return blockDev{}, fmt.Errorf("%s did not appear within %v; block devices seen:\n%s", spec, timeout, strings.Join(seen, "\n"))
+}
+
+// ensureDevNode makes /dev/<name> if devtmpfs has not (it normally has by
+// the time sysfs shows the device).
+func ensureDevNode(b blockDev) error {
+	p := "/dev/" + b.Name
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", p, err)
+	}
+	if err := unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(b.Major, b.Minor))); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("creating %s: %w", p, err)
+	}
+	return nil
+}
+
+// mountData mounts the data partition (ext4) on the rootfs's /var. Nothing
+// here stops the boot: a system that comes up without its data, saying so
+// loudly, can still be reached, updated or rolled back.
+func mountData(con *console, params bootParams, rootDisk string) {
+	target := sysroot + "/var"
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		con.logf("WARNING: the rootfs has no /var directory: data partition not mounted")
+		return
+	}
+	if params.NoData {
+		con.logf("keel.data=none: /var is a tmpfs")
+		mountVarTmpfs(con, target)
+		return
+	}
+	spec := params.Data
+	if spec.Kind == "" {
+		spec = devSpec{"PARTLABEL", "data"}
+	}
+	dev, err := waitForDevice(spec, rootDisk, dataWait)
+	if err == nil {
+		err = unix.Mount("/dev/"+dev.Name, target, "ext4", unix.MS_NOSUID|unix.MS_NODEV, "")
+		if err != nil {
+			err = fmt.Errorf("mounting %s (ext4) on /var: %w", dev, err)
+		}
+	}
+	if err != nil {
+		con.logf("WARNING: data partition: %v", err)
+		con.logf("WARNING: /var is a tmpfs: NOTHING WRITTEN TO /var WILL SURVIVE A REBOOT")
+		mountVarTmpfs(con, target)
+		return
+	}
+	con.logf("data: %s mounted on /var", dev)
+}
+
+func mountVarTmpfs(con *console, target string) {
+	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		con.logf("WARNING: mounting a tmpfs on /var: %v; /var is read-only", err)
+	}
+}
