@@ -1,0 +1,316 @@
+package kmod
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func lookTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		// depmod and modprobe live in /usr/sbin, which is not always on
+		// a normal user's PATH.
+		if p = "/usr/sbin/" + name; fileExists(p) {
+			return p
+		}
+		t.Skipf("%s: not installed (apt-get install %s)", name, pkg)
+	}
+	return p
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// fakeModule is a module for depmod: the symbols it exports and the
+// symbols it uses, from which depmod works out the dependencies, exactly
+// as for a real module.
+type fakeModule struct {
+	path    string // relative to the modules directory
+	exports []string
+	uses    []string
+}
+
+// buildFakeModules assembles each module as a small ELF object (the
+// sections depmod reads: __ksymtab_strings for exports, undefined symbols
+// in .symtab for imports, .modinfo), writes modules.builtin and runs depmod
+// over them. The result is a modules directory written by the real depmod.
+func buildFakeModules(t *testing.T, version string, mods []fakeModule, builtin []string) (root, modDir string) {
+	as := lookTool(t, "as", "binutils")
+	depmod := lookTool(t, "depmod", "kmod")
+	root = t.TempDir()
+	modDir = filepath.Join(root, "lib/modules", version)
+	exporter := map[string]string{}
+	for _, m := range mods {
+		for _, e := range m.exports {
+			exporter[e] = Name(m.path)
+		}
+	}
+	for _, m := range mods {
+		// modpost records the direct dependencies in .modinfo, once each.
+		var depends []string
+		for _, u := range m.uses {
+			if d := exporter[u]; !slices.Contains(depends, d) {
+				depends = append(depends, d)
+			}
+		}
+		var src strings.Builder
+		src.WriteString(".section __ksymtab_strings,\"a\"\n")
+		for _, e := range m.exports {
+			fmt.Fprintf(&src, ".asciz %q\n", e)
+		}
+		fmt.Fprintf(&src, ".section .modinfo,\"a\"\n.asciz \"depends=%s\"\n.asciz \"name=%s\"\n.text\n",
+			strings.Join(depends, ","), Name(m.path))
+		for _, e := range m.exports {
+			fmt.Fprintf(&src, ".globl %s\n%s:\n", e, e)
+		}
+		for _, u := range m.uses {
+			fmt.Fprintf(&src, "call %s\n", u)
+		}
+		src.WriteString("ret\n")
+		dst := filepath.Join(modDir, m.path)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		obj := strings.TrimSuffix(dst, ".xz")
+		cmd := exec.Command(as, "-o", obj, "-")
+		cmd.Stdin = strings.NewReader(src.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("as for %s: %v\n%s\n%s", m.path, err, out, src.String())
+		}
+		if strings.HasSuffix(m.path, ".xz") {
+			run(t, lookTool(t, "xz", "xz-utils"), "--check=crc32", obj)
+		}
+	}
+	var b strings.Builder
+	for _, p := range builtin {
+		b.WriteString(p + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(modDir, "modules.builtin"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, depmod, "-b", root, version)
+	return root, modDir
+}
+
+// showDepends asks modprobe for the modules it would load for name, in
+// order, as paths relative to modDir; builtin names come back as
+// "builtin NAME".
+func showDepends(t *testing.T, root, modDir, version, name string) []string {
+	modprobe := lookTool(t, "modprobe", "kmod")
+	out := run(t, modprobe, "-d", root, "-S", version, "--show-depends", name)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "insmod":
+			rel, err := filepath.Rel(modDir, f[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, filepath.ToSlash(rel))
+		case len(f) == 2 && f[0] == "builtin":
+			got = append(got, "builtin "+f[1])
+		default:
+			t.Fatalf("modprobe --show-depends %s: unexpected line %q", name, line)
+		}
+	}
+	return got
+}
+
+func resolvedPaths(set *Set) []string {
+	var got []string
+	for _, b := range set.Builtin {
+		got = append(got, "builtin "+b)
+	}
+	for _, m := range set.Load {
+		got = append(got, m.Path)
+	}
+	return got
+}
+
+var fakeModules = []fakeModule{
+	{path: "kernel/lib/base.ko", exports: []string{"base_fn"}},
+	{path: "kernel/lib/crc-x.ko", exports: []string{"crc_fn"}},
+	{path: "kernel/drivers/left.ko", exports: []string{"left_fn"}, uses: []string{"base_fn"}},
+	{path: "kernel/drivers/right.ko", exports: []string{"right_fn"}, uses: []string{"base_fn", "crc_fn"}},
+	{path: "kernel/drivers/top.ko", exports: []string{"top_fn"}, uses: []string{"left_fn", "right_fn"}},
+	{path: "kernel/drivers/my-dash_mix.ko", uses: []string{"right_fn"}},
+	{path: "kernel/fs/packed.ko.xz", exports: []string{"packed_fn"}, uses: []string{"top_fn", "crc_fn"}},
+	{path: "kernel/fs/leaf.ko", uses: []string{"packed_fn", "base_fn"}},
+	{path: "kernel/fs/alone.ko"},
+}
+
+var fakeNames = []string{"base", "crc_x", "crc-x", "left", "right", "top", "my_dash-mix", "packed", "leaf", "alone", "squashfs"}
+
+// TestAgainstDepmodAndModprobe builds modules whose dependencies depmod
+// works out itself (a diamond, a chain, '-' in names, a compressed module, a
+// builtin), and checks that, module by module, Resolve gives the same files
+// in the same order as `modprobe --show-depends` on the same directory.
+func TestAgainstDepmodAndModprobe(t *testing.T) {
+	const version = "6.1.0-fake"
+	root, modDir := buildFakeModules(t, version, fakeModules, []string{"kernel/fs/squashfs/squashfs.ko"})
+	for _, name := range fakeNames {
+		t.Run(name, func(t *testing.T) {
+			set, err := Resolve(modDir, []string{name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := resolvedPaths(set)
+			want := showDepends(t, root, modDir, version, name)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Resolve\n got %q\nmodprobe --show-depends\nwant %q", got, want)
+			}
+			checkOrder(t, set.Load)
+		})
+	}
+}
+
+// TestModinfoFallback: without modules.dep (a kernel package unpacked with
+// dpkg -x, before depmod), Resolve reads each module's .modinfo and must
+// find the same modules as depmod did, in a valid order.
+func TestModinfoFallback(t *testing.T) {
+	const version = "6.1.0-fake"
+	_, modDir := buildFakeModules(t, version, fakeModules, []string{"kernel/fs/squashfs/squashfs.ko"})
+	withDep := map[string]*Set{}
+	for _, name := range fakeNames {
+		set, err := Resolve(modDir, []string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		withDep[name] = set
+	}
+	for _, f := range []string{"modules.dep", "modules.dep.bin"} {
+		if err := os.Remove(filepath.Join(modDir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sorted := func(s []string) []string { s = slices.Clone(s); sort.Strings(s); return s }
+	for _, name := range fakeNames {
+		set, err := Resolve(modDir, []string{name})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		checkOrder(t, set.Load)
+		want := withDep[name]
+		if got, want := sorted(resolvedPaths(set)), sorted(resolvedPaths(want)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: from .modinfo %q, from modules.dep %q", name, got, want)
+		}
+		if last := set.Load; len(last) > 0 && last[len(last)-1].Name != Name(name) {
+			t.Errorf("%s: the requested module is not last: %v", name, names(set.Load))
+		}
+	}
+	// Everything at once: each module once, all dependencies first.
+	set, err := Resolve(modDir, fakeNames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, set.Load)
+	if len(set.Load) != len(fakeModules) || !reflect.DeepEqual(set.Builtin, []string{"squashfs"}) {
+		t.Errorf("load %v builtin %v", names(set.Load), set.Builtin)
+	}
+}
+
+func TestModinfoErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string // path → content; "ELF:deps" builds a module
+		want  string
+	}{
+		{"not ELF", map[string]string{"kernel/a.ko": "junk"}, "kernel/a.ko: not an ELF module"},
+		{"same name twice", map[string]string{"kernel/a.ko": "", "extra/a.ko": ""}, "module a is both extra/a.ko and kernel/a.ko"},
+		{"dependency missing", map[string]string{"kernel/a.ko": "ELF:b"}, "kernel/a.ko depends on b, which is not in"},
+		{"bad xz", map[string]string{"kernel/a.ko.xz": "not xz"}, "kernel/a.ko.xz: decompressing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			modDir := filepath.Join(t.TempDir(), "6.1.0-x")
+			for p, content := range tc.files {
+				dst := filepath.Join(modDir, p)
+				if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if deps, ok := strings.CutPrefix(content, "ELF:"); ok {
+					as := lookTool(t, "as", "binutils")
+					cmd := exec.Command(as, "-o", dst, "-")
+					cmd.Stdin = strings.NewReader(".section .modinfo,\"a\"\n.asciz \"depends=" + deps + "\"\n")
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Fatalf("as: %v\n%s", err, out)
+					}
+					continue
+				}
+				if err := os.WriteFile(dst, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Resolve(modDir, []string{"a"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDebianKernel runs Resolve on a Debian kernel that an earlier build
+// unpacked into keel's cache, and compares with modprobe. It downloads
+// nothing: without such a kernel it skips.
+func TestDebianKernel(t *testing.T) {
+	var dirs []string
+	home, _ := os.UserHomeDir()
+	for _, cache := range []string{filepath.Join(home, ".cache/keel"), "/var/cache/keel"} {
+		for _, pattern := range []string{"lib/modules/*", "*/lib/modules/*", "*/*/lib/modules/*", "*/*/*/lib/modules/*"} {
+			m, _ := filepath.Glob(filepath.Join(cache, pattern, "kernel"))
+			dirs = append(dirs, m...)
+		}
+	}
+	if len(dirs) == 0 {
+		t.Skip("no unpacked kernel (lib/modules/*/kernel) under ~/.cache/keel or /var/cache/keel; the QEMU tests fetch one")
+	}
+	for _, kernelDir := range dirs {
+		modDir := filepath.Dir(kernelDir)
+		version := filepath.Base(modDir)
+		root := filepath.Dir(filepath.Dir(filepath.Dir(modDir)))
+		t.Run(version, func(t *testing.T) {
+			request := []string{"virtio_blk", "virtio_pci", "squashfs", "fat", "vfat", "nls_cp437", "nls_ascii", "ext4", "efivarfs"}
+			set, err := Resolve(modDir, request)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkOrder(t, set.Load)
+			t.Logf("load %v, builtin %v", names(set.Load), set.Builtin)
+			if !fileExists(filepath.Join(modDir, "modules.dep.bin")) {
+				t.Skip("no modules.dep.bin (depmod's index), so modprobe cannot be asked")
+			}
+			for _, name := range request {
+				one, err := Resolve(modDir, []string{name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := resolvedPaths(one), showDepends(t, root, modDir, version, name); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: Resolve\n got %q\nmodprobe --show-depends\nwant %q", name, got, want)
+				}
+			}
+		})
+	}
+}
