@@ -1,0 +1,128 @@
+// Package systemdboot installs systemd-boot and writes Boot Loader
+// Specification Type #1 entries with boot counting (DESIGN §4): one entry per
+// slot, named keel-<slot>[+<tries>].conf, whose "version" is the generation.
+package systemdboot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+
+	"keel/bootloader"
+)
+
+// Name is the name this loader registers under.
+const Name = "systemd-boot"
+
+// DefaultEFI is where Debian's systemd-boot-efi package puts the loader.
+const DefaultEFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+
+func init() {
+	bootloader.Register(Name, func(opts map[string]string) (bootloader.Bootloader, error) {
+		return New(opts["efi"])
+	})
+}
+
+// Loader is systemd-boot.
+type Loader struct {
+	efi []byte
+}
+
+// New reads the systemd-boot EFI binary at efiPath (DefaultEFI if empty).
+func New(efiPath string) (*Loader, error) {
+	if efiPath == "" {
+		efiPath = DefaultEFI
+	}
+	b, err := os.ReadFile(efiPath)
+	if errors.Is(err, fs.ErrNotExist) && efiPath == DefaultEFI {
+		return nil, fmt.Errorf("systemd-boot not found at %s: install the systemd-boot-efi package or set boot.loader in the profile", efiPath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read systemd-boot: %w", err)
+	}
+	if len(b) < 2 || b[0] != 'M' || b[1] != 'Z' {
+		return nil, fmt.Errorf("%s is not an EFI (PE) binary", efiPath)
+	}
+	return &Loader{efi: b}, nil
+}
+
+// LoaderConf is loader/loader.conf. "default keel-*" lets the newest good
+// entry of either slot win; a default naming one slot would keep booting it
+// even with no tries left (DESIGN §4).
+const LoaderConf = "timeout 0\ndefault keel-*\neditor no\n"
+
+// Install writes the loader to the removable-media path (what firmware
+// boots with no boot variables, as on a new disk) and to systemd's own path,
+// and writes loader.conf.
+func (l *Loader) Install(esp bootloader.ESP) error {
+	for _, d := range []string{"/EFI", "/EFI/BOOT", "/EFI/systemd", "/loader", "/loader/entries"} {
+		if err := esp.Mkdir(d); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("install systemd-boot: mkdir %s: %w", d, err)
+		}
+	}
+	files := []struct {
+		path string
+		data []byte
+	}{
+		{"/EFI/BOOT/BOOTX64.EFI", l.efi},
+		{"/EFI/systemd/systemd-bootx64.efi", l.efi},
+		{"/loader/loader.conf", []byte(LoaderConf)},
+	}
+	for _, f := range files {
+		if err := writeAtomic(esp, f.path, f.data); err != nil {
+			return fmt.Errorf("install systemd-boot: %w", err)
+		}
+	}
+	return nil
+}
+
+// EntryName is the file name of a slot's entry with tries left (0: blessed).
+func EntryName(slot string, tries int) string {
+	if tries > 0 {
+		return fmt.Sprintf("keel-%s+%d.conf", slot, tries)
+	}
+	return "keel-" + slot + ".conf"
+}
+
+// FormatEntry renders e as a Type #1 entry.
+func FormatEntry(e bootloader.Entry) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "title %s\n", e.Title)
+	fmt.Fprintf(&b, "sort-key keel\n")
+	fmt.Fprintf(&b, "version %d\n", e.Generation)
+	fmt.Fprintf(&b, "linux %s\n", e.Kernel)
+	fmt.Fprintf(&b, "initrd %s\n", e.Initrd)
+	fmt.Fprintf(&b, "options %s\n", e.Options)
+	return b.String()
+}
+
+// WriteEntry writes the entry for e.Slot through a temporary name that
+// systemd-boot ignores (it reads only *.conf), then renames it into place.
+func (l *Loader) WriteEntry(esp bootloader.ESP, e bootloader.Entry) error {
+	if e.Slot != "a" && e.Slot != "b" {
+		return fmt.Errorf("write entry: unknown slot %q", e.Slot)
+	}
+	if e.Tries < 0 {
+		return fmt.Errorf("write entry: negative tries %d", e.Tries)
+	}
+	p := path.Join("/loader/entries", EntryName(e.Slot, e.Tries))
+	if err := writeAtomic(esp, p, []byte(FormatEntry(e))); err != nil {
+		return fmt.Errorf("write entry for slot %s: %w", e.Slot, err)
+	}
+	return nil
+}
+
+func writeAtomic(esp bootloader.ESP, p string, data []byte) error {
+	tmp := p + ".tmp"
+	if err := esp.WriteFile(tmp, bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := esp.Rename(tmp, p); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, p, err)
+	}
+	return nil
+}

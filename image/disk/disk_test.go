@@ -1,0 +1,149 @@
+package disk
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const mib = 1 << 20
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name    string
+		sizes   Sizes
+		size    int64
+		wantErr string
+	}{
+		{"default fit", Sizes{ESP: 64 * mib, Slot: 128 * mib, Data: 32 * mib}, 354 * mib, ""},
+		{"explicit total", Sizes{Total: 512 * mib, ESP: 64 * mib, Slot: 128 * mib, Data: 32 * mib}, 512 * mib, ""},
+		{"total too small", Sizes{Total: 300 * mib, ESP: 64 * mib, Slot: 128 * mib, Data: 32 * mib}, 0, "too small"},
+		{"zero slot", Sizes{ESP: 64 * mib, Data: 32 * mib}, 0, "disk.slot"},
+		{"odd esp", Sizes{ESP: 64*mib + 1, Slot: 128 * mib, Data: 32 * mib}, 0, "disk.esp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := Plan(tt.sizes, []byte("seed"))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Size != tt.size {
+				t.Errorf("size = %d MiB, want %d MiB", l.Size/mib, tt.size/mib)
+			}
+			prevEnd := int64(0)
+			for _, p := range l.Partitions {
+				if p.Start%mib != 0 || p.Start < prevEnd {
+					t.Errorf("%s starts at %d (previous ends at %d)", p.Label, p.Start, prevEnd)
+				}
+				prevEnd = p.Start + p.Size
+			}
+			if prevEnd+gptReserve > l.Size {
+				t.Errorf("partitions end at %d, no room for the backup GPT in %d", prevEnd, l.Size)
+			}
+		})
+	}
+}
+
+func TestGUIDStable(t *testing.T) {
+	a, b := GUID([]byte("x"), "disk"), GUID([]byte("x"), "disk")
+	if a != b || a == GUID([]byte("y"), "disk") || a == GUID([]byte("x"), "root-a") {
+		t.Fatalf("GUID not a stable function of its inputs: %s %s", a, b)
+	}
+	if a[14] != '4' {
+		t.Errorf("GUID %s is not version 4 shaped", a)
+	}
+}
+
+func TestWriteChecked(t *testing.T) {
+	if _, err := exec.LookPath("sgdisk"); err != nil {
+		t.Skip("sgdisk not installed: apt-get install gdisk")
+	}
+	dir := t.TempDir()
+	l, err := Plan(Sizes{ESP: 34 * mib, Slot: 8 * mib, Data: 8 * mib}, []byte("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Contents{
+		Layout: l,
+		Root: func(_ context.Context, w io.WriterAt) (int64, error) {
+			_, err := w.WriteAt([]byte("root filesystem"), 0)
+			return 15, err
+		},
+	}
+	var sums [2][32]byte
+	for i := range sums {
+		out := filepath.Join(dir, "disk.img")
+		if _, err := Write(context.Background(), out, c); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums[i] = sha256.Sum256(b)
+		a, _ := l.Slot("a")
+		if !bytes.HasPrefix(b[a.Start:], []byte("root filesystem")) {
+			t.Error("slot a does not hold what Root wrote")
+		}
+		v, err := exec.Command("sgdisk", "-v", out).CombinedOutput()
+		if err != nil || !strings.Contains(string(v), "No problems found") {
+			t.Fatalf("sgdisk -v: %v\n%s", err, v)
+		}
+		p, err := exec.Command("sgdisk", "-p", out).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sgdisk -p: %v\n%s", err, p)
+		}
+		for _, part := range l.Partitions {
+			if !strings.Contains(string(p), part.Label) {
+				t.Errorf("sgdisk -p does not list %s:\n%s", part.Label, p)
+			}
+		}
+		info, err := exec.Command("sgdisk", "-i", "2", out).CombinedOutput()
+		if err != nil || !strings.Contains(string(info), strings.ToUpper(TypeRootX8664)) || !strings.Contains(string(info), l.Partitions[1].GUID) {
+			t.Errorf("sgdisk -i 2: type or GUID wrong: %v\n%s", err, info)
+		}
+	}
+	if sums[0] != sums[1] {
+		t.Error("two writes of the same layout differ")
+	}
+}
+
+func TestWriteFailureLeavesOldFile(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(out, []byte("previous image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Plan(Sizes{ESP: 34 * mib, Slot: 1 * mib, Data: 1 * mib}, []byte("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Write(context.Background(), out, Contents{Layout: l, Root: func(_ context.Context, w io.WriterAt) (int64, error) {
+		_, err := w.WriteAt(make([]byte, 2*mib), 0) // larger than the slot
+		return 0, err
+	}})
+	if !errors.Is(err, ErrPartitionFull) {
+		t.Fatalf("err = %v, want ErrPartitionFull", err)
+	}
+	b, _ := os.ReadFile(out)
+	if string(b) != "previous image" {
+		t.Error("failed write changed the existing image")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+}
