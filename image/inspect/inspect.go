@@ -1,0 +1,188 @@
+// Package inspect reads a keel disk image back: partitions, boot entries,
+// and what each slot holds.
+package inspect
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"keel/image/fat"
+)
+
+// Report is what Inspect finds.
+type Report struct {
+	Size       int64       `json:"size"`
+	DiskGUID   string      `json:"disk_guid"`
+	Partitions []Partition `json:"partitions"`
+	Entries    []Entry     `json:"entries"`
+	Slots      []Slot      `json:"slots"`
+}
+
+// Partition is one GPT entry.
+type Partition struct {
+	Number int    `json:"number"`
+	Label  string `json:"label"`
+	Type   string `json:"type"`
+	GUID   string `json:"guid"`
+	Start  int64  `json:"start"`
+	Size   int64  `json:"size"`
+}
+
+// Entry is a boot-loader entry on the ESP.
+type Entry struct {
+	File       string `json:"file"`
+	Slot       string `json:"slot"`
+	Title      string `json:"title"`
+	Generation int    `json:"generation"`
+	Linux      string `json:"linux"`
+	Initrd     string `json:"initrd"`
+	Options    string `json:"options"`
+	// State is "good", "trial" (with TriesLeft) or "bad" (no tries left).
+	State     string `json:"state"`
+	TriesLeft int    `json:"tries_left,omitempty"`
+	TriesDone int    `json:"tries_done,omitempty"`
+}
+
+// Slot is one root partition.
+type Slot struct {
+	Name        string `json:"name"`
+	Filesystem  string `json:"filesystem"` // "squashfs" or "empty"
+	Bytes       int64  `json:"bytes,omitempty"`
+	Compression string `json:"compression,omitempty"`
+	Inodes      uint32 `json:"inodes,omitempty"`
+}
+
+// File inspects the disk image at name.
+func File(name string) (*Report, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return Inspect(f, fi.Size())
+}
+
+// Inspect reads the disk in f.
+func Inspect(f *os.File, size int64) (*Report, error) {
+	t, err := gpt.Read(f, 512, 512)
+	if err != nil {
+		return nil, fmt.Errorf("read partition table: %w", err)
+	}
+	r := &Report{Size: size, DiskGUID: t.GUID}
+	for _, p := range t.Partitions {
+		if p.Type == gpt.Unused {
+			continue
+		}
+		r.Partitions = append(r.Partitions, Partition{
+			Number: p.Index, Label: p.Name, Type: strings.ToLower(string(p.Type)), GUID: strings.ToLower(p.GUID),
+			Start: int64(p.Start) * 512, Size: int64(p.End-p.Start+1) * 512,
+		})
+	}
+	for _, p := range r.Partitions {
+		sec := io.NewSectionReader(f, p.Start, p.Size)
+		switch {
+		case p.Label == "esp":
+			esp, err := fat.Open(readOnly{sec}, p.Size, fat.OpenOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("open esp: %w", err)
+			}
+			if r.Entries, err = entries(esp); err != nil {
+				return nil, err
+			}
+		case strings.HasPrefix(p.Label, "root-"):
+			r.Slots = append(r.Slots, slot(strings.TrimPrefix(p.Label, "root-"), sec))
+		}
+	}
+	return r, nil
+}
+
+type readOnly struct{ *io.SectionReader }
+
+func (readOnly) WriteAt([]byte, int64) (int, error) { return 0, fmt.Errorf("read-only") }
+
+func entries(esp *fat.FS) ([]Entry, error) {
+	list, err := esp.ReadDir("/loader/entries")
+	if err != nil {
+		return nil, fmt.Errorf("read loader/entries: %w", err)
+	}
+	var out []Entry
+	for _, d := range list {
+		if d.IsDir || !strings.HasSuffix(d.Name, ".conf") {
+			continue
+		}
+		b, err := esp.ReadFile(path.Join("/loader/entries", d.Name))
+		if err != nil {
+			return nil, err
+		}
+		e := ParseEntry(d.Name, string(b))
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Generation > out[j].Generation })
+	return out, nil
+}
+
+// ParseEntry reads a Type #1 entry and the boot counter in its file name
+// (keel-b+2-1.conf: 2 tries left, 1 done).
+func ParseEntry(file, text string) Entry {
+	e := Entry{File: file, State: "good"}
+	stem := strings.TrimSuffix(file, ".conf")
+	if i := strings.LastIndexByte(stem, '+'); i >= 0 {
+		counter := stem[i+1:]
+		stem = stem[:i]
+		left, done, _ := strings.Cut(counter, "-")
+		e.TriesLeft, _ = strconv.Atoi(left)
+		e.TriesDone, _ = strconv.Atoi(done)
+		e.State = "trial"
+		if e.TriesLeft == 0 {
+			e.State = "bad"
+		}
+	}
+	e.Slot = strings.TrimPrefix(stem, "keel-")
+	for _, line := range strings.Split(text, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "title":
+			e.Title = v
+		case "version":
+			e.Generation, _ = strconv.Atoi(v)
+		case "linux":
+			e.Linux = v
+		case "initrd":
+			e.Initrd = v
+		case "options":
+			e.Options = v
+		}
+	}
+	return e
+}
+
+var compressions = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
+
+func slot(name string, r io.ReaderAt) Slot {
+	s := Slot{Name: name, Filesystem: "empty"}
+	sb := make([]byte, 96)
+	if _, err := r.ReadAt(sb, 0); err != nil {
+		return s
+	}
+	if binary.LittleEndian.Uint32(sb) != 0x73717368 {
+		return s
+	}
+	s.Filesystem = "squashfs"
+	s.Inodes = binary.LittleEndian.Uint32(sb[4:])
+	s.Compression = compressions[binary.LittleEndian.Uint16(sb[20:])]
+	s.Bytes = int64(binary.LittleEndian.Uint64(sb[40:]))
+	return s
+}

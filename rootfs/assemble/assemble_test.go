@@ -1,0 +1,138 @@
+package assemble
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"keel/profiles"
+	"keel/rootfs"
+)
+
+func load(t *testing.T) *rootfs.Tree {
+	t.Helper()
+	p, err := profiles.Load("testdata/profile.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := Tree(context.Background(), p, Options{KeelInit: []byte("\x7fELF fake"), Epoch: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+func read(t *testing.T, tree *rootfs.Tree, p string) string {
+	t.Helper()
+	e, ok := tree.Get(p)
+	if !ok {
+		t.Fatalf("%s missing", p)
+	}
+	r, err := e.Content()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestGeneratedFiles(t *testing.T) {
+	tree := load(t)
+	tests := []struct {
+		path     string
+		mode     uint32
+		uid, gid uint32
+		want     []string // substrings, in order
+	}{
+		{"/etc/passwd", 0o644, 0, 0, []string{"root:x:0:0:root:/root:/bin/sh\n", "alice:x:1000:1000:alice:/home/alice:/bin/sh\n"}},
+		{"/etc/group", 0o644, 0, 0, []string{"root:x:0:\n", "wheel:x:10:alice\n", "shadow:x:42:\n", "alice:x:1000:\n"}},
+		{"/etc/shadow", 0o640, 0, 42, []string{"root:!:", "alice:$6$salt$hash:"}},
+		{"/etc/hostname", 0o644, 0, 0, []string{"box\n"}},
+		{"/etc/os-release", 0o644, 0, 0, []string{"NAME=\"asm\"", "IMAGE_ID=asm\n", "IMAGE_VERSION=\"2.1.0\"\n"}},
+		{"/etc/motd", 0o600, 1000, 0, []string{"hello\n"}},
+		{"/home/alice/.ssh/authorized_keys", 0o600, 1000, 1000, []string{"ssh-ed25519 AAAA alice@laptop\n"}},
+		{"/etc/keel/services/web.json", 0o644, 0, 0, []string{`"name": "web"`, `"restart": "on-failure"`}},
+		{InitPath, 0o755, 0, 0, []string{"\x7fELF fake"}},
+		{"/bin/hello", 0o755, 0, 0, []string{"#!/bin/sh"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			e, _ := tree.Get(tt.path)
+			got := read(t, tree, tt.path)
+			if e.Mode != tt.mode || (tt.path != "/bin/hello" && (e.UID != tt.uid || e.GID != tt.gid)) {
+				t.Errorf("mode %#o uid %d gid %d, want %#o %d %d", e.Mode, e.UID, e.GID, tt.mode, tt.uid, tt.gid)
+			}
+			rest := got
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("%q not found (in order) in:\n%s", w, got)
+				}
+				rest = rest[i+len(w):]
+			}
+			if e.Mtime > 1000 {
+				t.Errorf("mtime %d later than the epoch", e.Mtime)
+			}
+		})
+	}
+	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/var"} {
+		if e, ok := tree.Get(d); !ok || e.Type != rootfs.TypeDir {
+			t.Errorf("mount point %s missing", d)
+		}
+	}
+	if HasInit(tree) {
+		t.Error("HasInit true for a tree without systemd")
+	}
+}
+
+func TestAccountsMergeWithBase(t *testing.T) {
+	tree := rootfs.New()
+	if err := tree.MkdirAll("/etc", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{
+		"/etc/passwd": "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nalice:x:5:5::/old:/bin/false\n",
+		"/etc/group":  "root:x:0:\ndaemon:x:1:\nwheel:x:10:bob\n",
+		"/etc/shadow": "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+	}
+	for p, c := range base {
+		if err := tree.Add(p, rootfs.NewFile(0o644, []byte(c))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &profiles.Profile{
+		Users:  []profiles.User{{Name: "alice", UID: 1000, GID: 1000, Home: "/home/alice", Shell: "/bin/sh", Password: "!", Groups: []string{"wheel"}}},
+		Groups: []profiles.Group{{Name: "wheel", GID: 10}},
+	}
+	acc, err := accounts(tree, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPasswd := "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nalice:x:1000:1000:alice:/home/alice:/bin/sh\n"
+	if string(acc.passwd) != wantPasswd {
+		t.Errorf("passwd:\n%s\nwant:\n%s", acc.passwd, wantPasswd)
+	}
+	wantGroup := "root:x:0:\ndaemon:x:1:\nwheel:x:10:bob,alice\nalice:x:1000:\n"
+	if string(acc.group) != wantGroup {
+		t.Errorf("group:\n%s\nwant:\n%s", acc.group, wantGroup)
+	}
+	if acc.shadowMode != 0 {
+		t.Errorf("shadow mode %#o without a shadow group, want 0", acc.shadowMode)
+	}
+	if !strings.Contains(string(acc.shadow), "root:*:19000") || !strings.Contains(string(acc.shadow), "alice:!:") {
+		t.Errorf("shadow:\n%s", acc.shadow)
+	}
+}
+
+func TestImageSourceNeedsBackend(t *testing.T) {
+	p := &profiles.Profile{Sources: []profiles.Source{{Image: "oci:/nowhere:1"}}}
+	_, err := Tree(context.Background(), p, Options{KeelInit: []byte("x")})
+	if err == nil || !strings.Contains(err.Error(), "oci:/nowhere:1") {
+		t.Fatalf("err = %v", err)
+	}
+}
