@@ -209,7 +209,9 @@ func osRelease(t *rootfs.Tree, p *profiles.Profile) []byte {
 	return []byte(strings.Join(lines, "\n") + "\n")
 }
 
-func quote(s string) string { return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(s) + `"` }
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(s) + `"`
+}
 
 // readTreeFile reads a regular file of the tree, following one level of
 // symlink (os-release is usually a link to ../usr/lib/os-release).

