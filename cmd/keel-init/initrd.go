@@ -33,16 +33,16 @@ func initrdMain(con *console) error {
 	}
 	ensureConsoleFds()
 
-	line, err := os.ReadFile("/proc/cmdline")
+	line, err := bootCmdline()
 	if err != nil {
-		return fmt.Errorf("reading the kernel command line: %w", err)
+		return err
 	}
-	params, err := parseCmdline(string(line))
+	params, err := parseCmdline(line)
 	if err != nil {
 		return err
 	}
 	if params.Root.Kind == "" {
-		return fmt.Errorf("no root= on the kernel command line (want root=PARTUUID=<uuid>): %q", strings.TrimSpace(string(line)))
+		return fmt.Errorf("no root= on the kernel command line (want root=PARTUUID=<uuid>): %q", line)
 	}
 
 	if err := loadModuleList(con); err != nil {
@@ -53,7 +53,7 @@ func initrdMain(con *console) error {
 	if wait == 0 {
 		wait = defaultRootWait
 	}
-	root, err := waitForDevice(params.Root, "", wait)
+	root, err := waitForDevice(sysClassBlock, params.Root, "", wait)
 	if err != nil {
 		return fmt.Errorf("root partition: %w", err)
 	}
@@ -81,7 +81,29 @@ func initrdMain(con *console) error {
 		return err
 	}
 	con.logf("switching to the rootfs, exec %s (initrd took %v)", init, time.Since(start).Round(time.Millisecond))
-	return switchRoot(sysroot, init, append([]string{init}, os.Args[1:]...))
+	// The slot as the initrd saw it, for the rootfs's init: it is right
+	// even when it came from the initrd's own cmdline file.
+	env := append(os.Environ(), slotEnv+"="+params.Slot)
+	return switchRoot(sysroot, init, append([]string{init}, os.Args[1:]...), env)
+}
+
+// cmdlinePath holds parameters built into the initrd, read before the
+// kernel's own, so the kernel command line (the boot entry) overrides them.
+const cmdlinePath = "/etc/keel/cmdline"
+
+// slotEnv passes the booted slot from the initrd to the rootfs's init.
+const slotEnv = "KEEL_SLOT"
+
+func bootCmdline() (string, error) {
+	kernel, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return "", fmt.Errorf("reading the kernel command line: %w", err)
+	}
+	built, err := os.ReadFile(cmdlinePath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading %s: %w", cmdlinePath, err)
+	}
+	return strings.TrimSpace(strings.TrimSpace(string(built)) + " " + string(kernel)), nil
 }
 
 // loadModuleList loads every module of the initrd's list. A missing list is
@@ -129,15 +151,15 @@ func finitModule(m moduleLoad) error {
 	return err
 }
 
-// waitForDevice polls /sys/class/block until spec appears and its /dev
+// waitForDevice polls sysDir (/sys/class/block) until spec appears and its /dev
 // node exists, or timeout passes; then the error lists what the kernel did
 // show, which is usually enough to see a missing driver or a wrong UUID.
-func waitForDevice(spec devSpec, preferDisk string, timeout time.Duration) (blockDev, error) {
+func waitForDevice(sysDir string, spec devSpec, preferDisk string, timeout time.Duration) (blockDev, error) {
 	deadline := time.Now().Add(timeout)
 	var devs []blockDev
 	for {
 		var err error
-		devs, err = scanBlockDevices(sysClassBlock)
+		devs, err = scanBlockDevices(sysDir)
 		if err == nil {
 			if b, ok := findDevice(devs, spec, preferDisk); ok {
 				if err := ensureDevNode(b); err != nil {
@@ -195,7 +217,7 @@ func mountData(con *console, params bootParams, rootDisk string) {
 	if spec.Kind == "" {
 		spec = devSpec{"PARTLABEL", "data"}
 	}
-	dev, err := waitForDevice(spec, rootDisk, dataWait)
+	dev, err := waitForDevice(sysClassBlock, spec, rootDisk, dataWait)
 	if err == nil {
 		err = unix.Mount("/dev/"+dev.Name, target, "ext4", unix.MS_NOSUID|unix.MS_NODEV, "")
 		if err != nil {

@@ -8,12 +8,39 @@
 //     "keel: ready <name> <version> slot=<a|b>" once all are up, and power
 //     off or reboot cleanly on request.
 //
-// The role is chosen by the root filesystem: ramfs or tmpfs is an initramfs.
-// Everything it reports goes to the console, prefixed "keel-init: ".
+// The role is the initrd's if /etc/initrd-release exists or the root
+// filesystem is ramfs or tmpfs (an initramfs); otherwise it is PID 1's.
+// Everything it reports goes to the console, prefixed "keel-init: "; a
+// service's output is prefixed "[name] ".
+//
+// Kernel command line (initrd role; /etc/keel/cmdline in the initrd holds
+// defaults that the kernel's own line overrides):
+//
+//	root=PARTUUID=<uuid>     the slot's partition (or PARTLABEL=<label>, /dev/<name>)
+//	keel.slot=a|b            the booted slot, shown on the ready line
+//	keel.data=PARTUUID=<uuid> the data partition (or PARTLABEL=, /dev/<name>);
+//	                         default: the partition labelled "data", on the
+//	                         root's disk first; "none" for a tmpfs /var
+//	keel.rootwait=<seconds>  how long to wait for the root device (default 10)
+//	init=<path>              the rootfs's init (default /sbin/init)
+//
+// Initrd files: /etc/keel/modules (modules to load, in order: one path per
+// line, relative to /lib/modules/<release>/ or absolute, optionally followed
+// by parameters) and /etc/keel/cmdline.
+//
+// Rootfs files: /etc/keel/services/*.json and /etc/keel/health.json (package
+// keel/rootfs/services), /etc/hostname, /etc/os-release (IMAGE_ID,
+// IMAGE_VERSION), /etc/passwd and /etc/group for service users.
+//
+// Signals to PID 1, as busybox init takes them (so busybox's halt, poweroff
+// and reboot work): SIGUSR1 halt, SIGUSR2 power off, SIGTERM reboot,
+// SIGINT (ctrl-alt-del) reboot. SIGHUP and SIGQUIT are ignored.
 package main
 
 import (
+	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +59,13 @@ func main() {
 		con.logf("must run as PID 1: the initrd's /init, or /sbin/init in a keel rootfs")
 		os.Exit(2)
 	}
+	// A panic would end PID 1 and with it the kernel: turn it into the
+	// usual fatal path, which says what happened on the console.
+	defer func() {
+		if r := recover(); r != nil {
+			fatal(con, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
 	var err error
 	if inInitramfs() {
 		err = initrdMain(con)
@@ -41,9 +75,14 @@ func main() {
 	fatal(con, err)
 }
 
-// inInitramfs reports whether / is the kernel's initramfs (ramfs, or tmpfs
-// with CONFIG_TMPFS and rootfstype=tmpfs). A keel rootfs is a squashfs.
+// inInitramfs reports whether keel-init runs as the initrd's /init: the
+// initrd says so with /etc/initrd-release (the systemd convention, written
+// by keel build), or / is the kernel's initramfs (ramfs, or tmpfs). A keel
+// rootfs is a squashfs.
 func inInitramfs() bool {
+	if _, err := os.Stat("/etc/initrd-release"); err == nil {
+		return true
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs("/", &st); err != nil {
 		return false

@@ -30,6 +30,7 @@ var (
 	mountDevPts   = apiMount{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "mode=0620,ptmxmode=0666", true}
 	mountDevShm   = apiMount{"tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777", true}
 	mountRun      = apiMount{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755", false}
+	mountEFIVars  = apiMount{"efivarfs", efivarsDir, "efivarfs", nosuidNodevNoexec, "", false}
 	mountTmp      = apiMount{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777", false}
 	rootfsMounts  = []apiMount{mountProc, mountSys, mountDev, mountDevPts, mountDevShm, mountRun, mountTmp}
 	initrdMounts  = []apiMount{mountProc, mountSys, mountDev}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseModuleList(t *testing.T) {
@@ -223,5 +224,29 @@ func TestUnescapeOctal(t *testing.T) {
 		if got := unescapeOctal(in); got != want {
 			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestWaitForDeviceTimeout(t *testing.T) {
+	start := time.Now()
+	_, err := waitForDevice("testdata/sys/class/block", devSpec{"PARTUUID", "deadbeef-0000-4000-8000-000000000002"}, "", 120*time.Millisecond)
+	if err == nil {
+		t.Fatal("found a device that is not there")
+	}
+	if d := time.Since(start); d < 120*time.Millisecond || d > 2*time.Second {
+		t.Errorf("gave up after %v, want about 120ms", d)
+	}
+	for _, want := range []string{
+		"PARTUUID=deadbeef-0000-4000-8000-000000000002 did not appear within 120ms; block devices seen:\n",
+		"  vda2 (254:2) PARTLABEL=root-a PARTUUID=0a1b2c3d-0000-4000-8000-000000000002\n",
+		"  loop0 (7:0)\n",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	_, err = waitForDevice(t.TempDir(), devSpec{"path", "/dev/vda2"}, "", 10*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "(none: is the disk driver") {
+		t.Errorf("no devices at all: %v", err)
 	}
 }

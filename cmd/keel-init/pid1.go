@@ -37,6 +37,9 @@ func pid1Main(con *console) error {
 	}
 	ensureConsoleFds()
 	setHostname(con)
+	if err := bringUpLoopback(); err != nil {
+		con.logf("WARNING: %v", err)
+	}
 
 	svcs, err := services.Load(os.DirFS("/"), services.Dir)
 	if err != nil {
@@ -46,8 +49,11 @@ func pid1Main(con *console) error {
 		svcs = nil
 	}
 	osRelease := readOSRelease()
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	slot := slotFromCmdline(string(cmdline))
+	slot := os.Getenv(slotEnv)
+	if slot == "" {
+		cmdline, _ := os.ReadFile("/proc/cmdline")
+		slot = slotFromCmdline(string(cmdline))
+	}
 	con.logf("%d service(s), slot %s", len(svcs), firstNonEmpty(slot, "unknown"))
 
 	// Signals first: a child that exits before Notify would stay a zombie
@@ -56,18 +62,34 @@ func pid1Main(con *console) error {
 	signal.Notify(sigchld, syscall.SIGCHLD)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	// Left to the Go runtime, SIGQUIT dumps goroutines and exits, and
+	// SIGPIPE on a console write exits: PID 1 exiting panics the kernel.
+	// Notify, not Ignore: an ignored signal stays ignored in the services.
+	signal.Notify(sigs, syscall.SIGQUIT, syscall.SIGPIPE)
 
+	requests := make(chan action, 1)
+	judge := setUpHealth(con, func() {
+		select {
+		case requests <- actReboot:
+		default:
+		}
+	})
 	sup := newSupervisor(svcs, &realProcs{con: con}, defaultTiming, con.logf)
 	sup.notify = func(e event) {
 		if e.Kind == evReady {
 			con.line(readyLine(osRelease, slot))
 		}
+		if judge != nil {
+			judge.observe(e)
+		}
 	}
 	go reap(sigchld, sup.exited)
-	requests := make(chan action, 1)
 	go func() {
 		for sig := range sigs {
 			a, ok := signalAction[sig]
+			if sig == syscall.SIGPIPE {
+				continue
+			}
 			if !ok {
 				con.logf("%v ignored (halt: SIGUSR1, poweroff: SIGUSR2, reboot: SIGTERM or SIGINT)", sig)
 				continue
@@ -130,4 +152,30 @@ func readOSRelease() map[string]string {
 		}
 	}
 	return map[string]string{}
+}
+
+// setUpHealth prepares boot judging if the image has a health rule; nil
+// if it has none. The try counter's path comes from systemd-boot through
+// efivarfs, mounted here if the machine booted through EFI.
+func setUpHealth(con *console, reboot func()) *healthJudge {
+	h, ok, err := services.LoadHealth(os.DirFS("/"))
+	if err != nil {
+		con.logf("ERROR: %v; boot health is not judged", err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	countPath := ""
+	if fi, err := os.Stat(efivarsDir); err == nil && fi.IsDir() {
+		if _, err := mountAPI(mountEFIVars); err != nil {
+			con.logf("WARNING: %v", err)
+		}
+		if countPath, err = readEFIStringVar(efivarsDir, loaderBootCountPathVar); err != nil {
+			con.logf("WARNING: %v", err)
+		}
+	}
+	con.logf("health: judging the boot: %v must stay up for %v; try counter: %s",
+		h.Require, h.EffectiveGrace(), firstNonEmpty(countPath, "none"))
+	return newHealthJudge(h, countPath, logBlesser{}, con.logf, reboot)
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"debug/elf"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,19 +12,7 @@ import (
 // that it needs nothing from the initrd: no program interpreter, no shared
 // libraries. The initrd holds keel-init and kernel modules only.
 func TestStaticBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary: skipped in -short mode")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go: not installed")
-	}
-	bin := filepath.Join(t.TempDir(), "keel-init")
-	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags", "-s -w -X main.version=test-1", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
-	}
+	bin, _ := buildTestBinaries(t)
 
 	f, err := elf.Open(bin)
 	if err != nil {
@@ -44,7 +30,7 @@ func TestStaticBinary(t *testing.T) {
 
 	// Outside PID 1 it refuses to run, but still answers --version.
 	out, err := exec.Command(bin, "--version").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "keel-init test-1" {
+	if err != nil || strings.TrimSpace(string(out)) != "keel-init "+testBinVersion {
 		t.Errorf("--version: %q, %v", out, err)
 	}
 	out, err = exec.Command(bin).CombinedOutput()

@@ -70,10 +70,9 @@ type procs interface {
 
 type svcState struct {
 	svc       services.Service
-	pid       int // 0 when not running
-	gen       int // counts starts; a timer for an older run is stale
-	up        bool
-	gone      bool // exited for good: not running and never restarted
+	pid       int  // 0 when not running
+	gen       int  // counts starts; a timer for an older run is stale
+	up        bool // ran for UpAfter, or finished successfully for good
 	restarter restarter
 }
 
@@ -105,7 +104,6 @@ const (
 	tUpCheck timerKind = iota + 1
 	tRestart
 	tReadyWait
-	tStopTimeout
 )
 
 type timerEvent struct {
@@ -130,8 +128,8 @@ func newSupervisor(svcs []services.Service, p procs, t timing, logf func(string,
 }
 
 // exited is called by the reaper for every child it reaps; pids that are not
-// services (orphans reparented to PID 1) are ignored by Run. Safe to call
-// from any goroutine, also after Run returned.
+// services (orphans reparented to PID 1) are ignored by run. Safe to call
+// from any goroutine, also after run returned.
 func (s *supervisor) exited(pid int, st exitStatus) {
 	s.post(exitEvent{pid, st})
 }
@@ -247,13 +245,12 @@ func (s *supervisor) afterExit(st *svcState, pid int, es exitStatus) action {
 		return 0
 	case d.GaveUp:
 		s.logf("%s %v; FAILED: restarted %d times within %v, giving up", name, es, d.Count, s.t.BudgetWindow)
-		st.gone = true
 		s.emit(evGaveUp, st.svc.Name)
 	default:
 		s.logf("%s %v; not restarting (restart=%s)", name, es, st.svc.RestartPolicy())
-		st.gone = true
-		if es.success() && !st.up {
-			// A one-shot that finished its job counts as up.
+		if es.success() {
+			// A one-shot that finished its job counts as up, for good
+			// (for the health judge too, which saw the exit).
 			st.up = true
 			s.emit(evUp, st.svc.Name)
 			s.checkReady()

@@ -40,7 +40,7 @@ func checkInit(newRoot, init string) error {
 // switchRoot does what busybox switch_root does: free the initramfs's
 // memory by deleting its files, make newRoot the root, and exec init as
 // PID 1. It returns only on failure.
-func switchRoot(newRoot, init string, argv []string) error {
+func switchRoot(newRoot, init string, argv, env []string) error {
 	if err := unix.Chdir(newRoot); err != nil {
 		return fmt.Errorf("switch_root: %w", err)
 	}
@@ -59,7 +59,7 @@ func switchRoot(newRoot, init string, argv []string) error {
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("switch_root: %w", err)
 	}
-	if err := unix.Exec(init, argv, os.Environ()); err != nil {
+	if err := unix.Exec(init, argv, env); err != nil {
 		return fmt.Errorf("switch_root: exec %s: %w", init, err)
 	}
 	return nil
