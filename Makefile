@@ -3,20 +3,30 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOFLAGS   := -trimpath
-export CGO_ENABLED ?= 0
+# keel, keel-init and keelctl are all static: keel-init runs as /init with
+# nothing else in the initrd.
+export CGO_ENABLED := 0
+KEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keel
+export KEEL_CACHE
 
-.PHONY: all keel test bench vet fmt clean
+.PHONY: all keel keel-init test bench example fmt clean
 
 all: keel
 
-keel:
+keel-init:
+	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keel-init ./cmd/keel-init
+
+# keel embeds keel-init, so `keel build` needs nothing else installed.
+keel: keel-init
+	cp bin/keel-init cmd/keel/assets/keel-init
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keel ./cmd/keel
 
-# Every test, including the ones that check images with the real tools
-# (unsquashfs, mount). Nothing is skipped on a machine set up by .ci/run.
-test:
+# Every test, including those that check images with the real tools
+# (unsquashfs, fsck.fat, sgdisk, e2fsck, cpio) and boot them in QEMU.
+# Nothing is skipped on a machine set up by .ci/run.
+test: keel
 	$(GO) vet ./...
-	$(GO) test -p 1 -timeout 40m ./...
+	KEEL_INIT=$(CURDIR)/bin/keel-init $(GO) test -p 1 -timeout 40m ./...
 
 # Benchmarks: keel against the reference tools, side by side in one run.
 bench: keel
@@ -26,4 +36,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin out
+	rm -rf bin out cmd/keel/assets/keel-init

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ type blockDev struct {
 	Partition    bool   // DEVTYPE=partition
 	PartUUID     string // GPT partition GUID, lowercase; "" if none
 	PartName     string // GPT partition label; "" if none
+	PartN        int    // partition number, from 1
 	Disk         string // the whole disk a partition is on, e.g. "vda"
 }
 
@@ -64,7 +66,71 @@ func scanBlockDevices(dir string) ([]blockDev, error) {
 		devs = append(devs, b)
 	}
 	sort.Slice(devs, func(i, j int) bool { return devs[i].Name < devs[j].Name })
+	fillPartUUIDs(devs)
 	return devs, nil
+}
+
+// fillPartUUIDs reads partition GUIDs from the disks' GPTs where uevent did
+// not give them: the kernel puts PARTUUID in uevent only in some versions
+// (Debian's 6.1 does not), and without udev nobody else would.
+func fillPartUUIDs(devs []blockDev) {
+	tables := map[string]map[int]string{}
+	for i, b := range devs {
+		if !b.Partition || b.PartUUID != "" || b.Disk == "" || b.PartN == 0 {
+			continue
+		}
+		t, ok := tables[b.Disk]
+		if !ok {
+			t, _ = readGPTGUIDs(filepath.Join("/dev", b.Disk))
+			tables[b.Disk] = t
+		}
+		devs[i].PartUUID = t[b.PartN]
+	}
+}
+
+// readGPTGUIDs returns partition number → unique partition GUID (lowercase)
+// from the primary GPT of the disk at path, with 512-byte sectors.
+func readGPTGUIDs(path string) (map[int]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	hdr := make([]byte, 512)
+	if _, err := f.ReadAt(hdr, 512); err != nil {
+		return nil, err
+	}
+	if string(hdr[:8]) != "EFI PART" {
+		return nil, fmt.Errorf("%s: no GPT", path)
+	}
+	le := binary.LittleEndian
+	lba, n, size := le.Uint64(hdr[72:]), le.Uint32(hdr[80:]), le.Uint32(hdr[84:])
+	if n > 1024 || size < 128 || size > 4096 {
+		return nil, fmt.Errorf("%s: implausible GPT (%d entries of %d bytes)", path, n, size)
+	}
+	ents := make([]byte, int(n)*int(size))
+	if _, err := f.ReadAt(ents, int64(lba)*512); err != nil {
+		return nil, err
+	}
+	m := map[int]string{}
+	for i := 0; i < int(n); i++ {
+		e := ents[i*int(size):]
+		g := e[16:32]
+		if allZeroBytes(e[:16]) {
+			continue
+		}
+		m[i+1] = fmt.Sprintf("%08x-%04x-%04x-%x-%x", le.Uint32(g[0:]), le.Uint16(g[4:]), le.Uint16(g[6:]), g[8:10], g[10:16])
+	}
+	return m, nil
+}
+
+func allZeroBytes(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // parseUevent reads the KEY=value lines of a sysfs uevent file.
@@ -91,6 +157,8 @@ func parseUevent(f *os.File) blockDev {
 			b.PartUUID = strings.ToLower(v)
 		case "PARTNAME":
 			b.PartName = v
+		case "PARTN":
+			b.PartN, _ = strconv.Atoi(v)
 		}
 	}
 	return b

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"keel/profiles"
 )
 
 // Exit codes: 0 success, 1 failure, 2 bad usage or bad input description.
@@ -52,6 +54,8 @@ automatic fallback.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug output to stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
+		newBuildCmd(g),
+		newInspectCmd(),
 		newMksquashfsCmd(g),
 		newSchemaCmd(),
 		newVersionCmd(),
@@ -68,7 +72,8 @@ func run(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "keel:", err)
 	var u usageError
-	if errors.As(err, &u) {
+	var perr *profiles.Error
+	if errors.As(err, &u) || errors.As(err, &perr) {
 		return exitUsage
 	}
 	return exitFailure

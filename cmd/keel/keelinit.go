@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// assets holds keel-init when the Makefile built it before keel.
+//
+//go:embed assets
+var assets embed.FS
+
+// keelInit returns the static keel-init binary to put into images, from
+// the first place that has it:
+//  1. $KEEL_INIT;
+//  2. embedded in this binary (make);
+//  3. keel-init next to this executable;
+//  4. built now from the source tree this command runs in, when the go
+//     tool is available: the `go run ./cmd/keel` case.
+func keelInit(ctx context.Context) ([]byte, error) {
+	if p := os.Getenv("KEEL_INIT"); p != "" {
+		return os.ReadFile(p)
+	}
+	if b, err := assets.ReadFile("assets/keel-init"); err == nil && len(b) > 0 {
+		return b, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(exe), "keel-init")); err == nil {
+			return b, nil
+		}
+	}
+	b, err := buildKeelInit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keel-init not found (not embedded, not next to keel, KEEL_INIT unset) and could not be built: %w", err)
+	}
+	return b, nil
+}
+
+func buildKeelInit(ctx context.Context) ([]byte, error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return nil, err
+	}
+	mod, err := exec.CommandContext(ctx, goTool, "list", "-m", "-f", "{{.Path}} {{.Dir}}").Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -m: %w", err)
+	}
+	path, dir, _ := strings.Cut(strings.TrimSpace(string(mod)), " ")
+	if path != "keel" {
+		return nil, errors.New("not inside keel's source tree")
+	}
+	tmp, err := os.MkdirTemp("", "keel-init-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "keel-init")
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/keel-init")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, b)
+	}
+	return os.ReadFile(out)
+}

@@ -1,0 +1,281 @@
+// Package build is keel's pipeline (DESIGN §1): a loaded profile becomes a
+// root tree, a squashfs in slot A, an initrd with keel-init and the kernel
+// modules, an ESP with systemd-boot and slot A's entry, and an empty data
+// partition, all in one GPT disk image.
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"keel/bootloader"
+	"keel/bootloader/systemdboot"
+	"keel/image/disk"
+	"keel/image/ext4"
+	"keel/image/fat"
+	"keel/profiles"
+	"keel/rootfs"
+	"keel/rootfs/assemble"
+	"keel/rootfs/initrd"
+	"keel/rootfs/kmod"
+	"keel/rootfs/squashfs"
+)
+
+// Options are a build's inputs beyond the profile.
+type Options struct {
+	Output   string // disk image path
+	KeelInit []byte // the static keel-init binary
+	// ApplyImage applies an OCI image onto a tree (nil: no image sources).
+	ApplyImage func(ctx context.Context, t *rootfs.Tree, ref string) error
+	// Epoch is SOURCE_DATE_EPOCH: every timestamp in the image.
+	Epoch   int64
+	Workers int
+	Logger  *slog.Logger
+	// Progress reports the stage and, while writing the root, bytes done.
+	Progress func(stage string, done, total int64)
+}
+
+// Result describes a finished build.
+type Result struct {
+	Output       string
+	Layout       *disk.Layout
+	RootBytes    int64 // squashfs size
+	ContentBytes int64 // file content in the root tree
+	Inodes       uint32
+	KernelBytes  int64
+	InitrdBytes  int64
+	Modules      int
+	Duration     time.Duration
+}
+
+// Build runs the whole pipeline.
+func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error) {
+	start := time.Now()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	stage := func(s string) {
+		o.Logger.Info(s)
+		if o.Progress != nil {
+			o.Progress(s, 0, 0)
+		}
+	}
+	seed := []byte("keel\x00" + p.Name)
+	layout, err := disk.Plan(disk.Sizes{Total: int64(p.Disk.Size), ESP: int64(p.Disk.ESP), Slot: int64(p.Disk.Slot), Data: int64(p.Disk.Data)}, seed)
+	if err != nil {
+		return nil, p.Errorf("disk", "%v", err)
+	}
+	loader, err := systemdboot.New(p.Boot.Loader)
+	if err != nil {
+		return nil, p.Errorf("boot.loader", "%v", err)
+	}
+
+	stage("assembling root tree")
+	tree, err := assemble.Tree(ctx, p, assemble.Options{KeelInit: o.KeelInit, ApplyImage: o.ApplyImage, Epoch: o.Epoch, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+
+	stage("building initrd")
+	kernel, modDir, err := kernelFiles(p)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(o.Output), ".keel-build-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	initrdPath := filepath.Join(tmp, "initrd")
+	nmods, err := writeInitrd(ctx, initrdPath, p, modDir, o)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{Output: o.Output, Layout: layout, Modules: nmods}
+	a, _ := layout.Slot("a")
+	options := []string{"root=PARTUUID=" + strings.ToLower(a.GUID), "keel.slot=a"}
+	if !assemble.HasInit(tree) {
+		options = append(options, "init="+assemble.InitPath)
+	}
+	if p.Kernel.Cmdline != "" {
+		options = append(options, p.Kernel.Cmdline)
+	}
+	entry := bootloader.Entry{
+		Slot: "a", Title: fmt.Sprintf("%s %s (slot a)", p.Name, p.Version), Generation: 1,
+		Kernel: "/keel/a/vmlinuz", Initrd: "/keel/a/initrd", Options: strings.Join(options, " "),
+	}
+	when := time.Unix(o.Epoch, 0).UTC()
+	contents := disk.Contents{
+		Layout: layout,
+		Root: func(ctx context.Context, w io.WriterAt) (int64, error) {
+			stage("writing root squashfs to slot a")
+			st, err := squashfs.Write(ctx, w, tree, squashfs.Options{
+				Compression: squashfs.Compression(p.Disk.Squashfs.Compression),
+				Level:       p.Disk.Squashfs.Level,
+				Workers:     o.Workers,
+				ModTime:     uint32(max(0, o.Epoch)),
+				Logger:      o.Logger,
+				Progress: func(done, total int64) {
+					if o.Progress != nil {
+						o.Progress("writing root squashfs to slot a", done, total)
+					}
+				},
+			})
+			if errors.Is(err, disk.ErrPartitionFull) {
+				return 0, p.Errorf("disk.slot", "slot of %s is too small for the root filesystem (%s of content): raise disk.slot",
+					profiles.Size(a.Size), profiles.Size(treeContent(tree)))
+			}
+			if err != nil {
+				return 0, err
+			}
+			res.RootBytes, res.ContentBytes, res.Inodes = st.Bytes, st.ContentBytes, st.Inodes
+			return st.Bytes, nil
+		},
+		ESP: func(w disk.ReadWriterAt, size int64, lba uint32) error {
+			stage("writing ESP")
+			esp, err := fat.Format(w, size, fat.FormatOptions{Label: "ESP", VolumeID: volumeID(seed), HiddenSectors: lba, Time: when})
+			if err != nil {
+				return err
+			}
+			if err := loader.Install(esp); err != nil {
+				return err
+			}
+			for _, d := range []string{"/keel", "/keel/a", "/keel/b"} {
+				if err := esp.Mkdir(d); err != nil {
+					return err
+				}
+			}
+			if res.KernelBytes, err = copyInto(esp, "/keel/a/vmlinuz", kernel); err != nil {
+				return err
+			}
+			if res.InitrdBytes, err = copyInto(esp, "/keel/a/initrd", initrdPath); err != nil {
+				return err
+			}
+			if err := loader.WriteEntry(esp, entry); err != nil {
+				return err
+			}
+			return esp.Sync()
+		},
+		Data: func(w io.WriterAt, size int64) error {
+			stage("formatting data partition")
+			return ext4.Format(w, size, ext4.Options{
+				UUID: uuid16(seed, "data fs"), HashSeed: uuid16(seed, "data hash seed"),
+				Label: "data", Time: o.Epoch,
+			})
+		},
+	}
+	if _, err := disk.Write(ctx, o.Output, contents); err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// kernelFiles finds the kernel and, when modules are asked for, the modules
+// directory beside it: a kernel unpacked from a Debian package (or /boot on a
+// host) is boot/vmlinuz-VERSION with lib/modules/VERSION next to boot/.
+func kernelFiles(p *profiles.Profile) (kernel, modDir string, err error) {
+	if p.Kernel.File == "" {
+		return "", "", p.Errorf("kernel.image", "kernels from OCI images are not supported yet: use kernel.file")
+	}
+	kernel = p.Kernel.File
+	if len(p.Kernel.Modules) == 0 {
+		return kernel, "", nil
+	}
+	base := filepath.Base(kernel)
+	version, ok := strings.CutPrefix(base, "vmlinuz-")
+	if ok {
+		modDir = filepath.Join(filepath.Dir(filepath.Dir(kernel)), "lib", "modules", version)
+		if _, err := os.Stat(filepath.Join(modDir)); err == nil {
+			return kernel, modDir, nil
+		}
+	}
+	// A kernel symlinked as .../vmlinuz: follow it once.
+	if real, err := filepath.EvalSymlinks(kernel); err == nil && real != kernel {
+		if v, ok := strings.CutPrefix(filepath.Base(real), "vmlinuz-"); ok {
+			modDir = filepath.Join(filepath.Dir(filepath.Dir(real)), "lib", "modules", v)
+			if _, err := os.Stat(modDir); err == nil {
+				return kernel, modDir, nil
+			}
+		}
+	}
+	return "", "", p.Errorf("kernel.modules", "no modules directory for %s: expected lib/modules/<version> beside the boot/ directory of a kernel named vmlinuz-<version>", kernel)
+}
+
+func writeInitrd(ctx context.Context, name string, p *profiles.Profile, modDir string, o Options) (int, error) {
+	t := rootfs.New()
+	for _, d := range []string{"/dev", "/proc", "/sys", "/sysroot", "/run", "/etc"} {
+		if err := t.Add(d, &rootfs.Entry{Type: rootfs.TypeDir, Mode: 0o755, Mtime: o.Epoch}); err != nil {
+			return 0, err
+		}
+	}
+	init := rootfs.NewFile(0o755, o.KeelInit)
+	init.Mtime = o.Epoch
+	if err := t.Add("/init", init); err != nil {
+		return 0, err
+	}
+	// keel-init reads this to know it is the initrd's /init.
+	rel := rootfs.NewFile(0o644, []byte("NAME=keel-initrd\nID=keel-initrd\n"))
+	rel.Mtime = o.Epoch
+	if err := t.Add("/etc/initrd-release", rel); err != nil {
+		return 0, err
+	}
+	n := 0
+	if modDir != "" {
+		set, err := kmod.Resolve(modDir, p.Kernel.Modules)
+		if err != nil {
+			return 0, p.Errorf("kernel.modules", "%v", err)
+		}
+		if err := set.AddToTree(t, o.Epoch); err != nil {
+			return 0, err
+		}
+		n = len(set.Load)
+	}
+	return n, initrd.WriteFile(ctx, name, t, initrd.Options{Compression: initrd.XZ})
+}
+
+func copyInto(esp *fat.FS, dst, src string) (int64, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if err := esp.WriteFile(dst, f, fi.Size()); err != nil {
+		return 0, fmt.Errorf("copy %s to ESP %s: %w", src, dst, err)
+	}
+	return fi.Size(), nil
+}
+
+func treeContent(t *rootfs.Tree) int64 {
+	var n int64
+	_ = t.Walk(func(_ string, e *rootfs.Entry) error { n += e.Size; return nil })
+	return n
+}
+
+func uuid16(seed []byte, purpose string) [16]byte {
+	s := sha256.Sum256(append(append(bytes.Clone(seed), 0), purpose...))
+	var u [16]byte
+	copy(u[:], s[:16])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+func volumeID(seed []byte) uint32 {
+	s := sha256.Sum256(append(bytes.Clone(seed), "esp volume id"...))
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}

@@ -1,0 +1,116 @@
+package qemu
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestArgs(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		want  []string // substrings of the joined command line, in order
+		avoid []string
+	}{
+		{
+			name: "defaults",
+			cfg:  Config{Disk: "disk.img"},
+			want: []string{
+				"-machine q35 -accel tcg -cpu max -m 1024 -smp 1 -display none -serial stdio -monitor none -no-reboot -nic none",
+				"-drive if=pflash,format=raw,unit=0,readonly=on,file=CODE.fd",
+				"-drive if=pflash,format=raw,unit=1,file=vars.fd",
+				"-drive if=virtio,format=raw,file=disk.img",
+			},
+			avoid: []string{"-fw_cfg"},
+		},
+		{
+			name:  "no disk",
+			cfg:   Config{MemoryMiB: 256, CPUs: 2},
+			want:  []string{"-m 256 -smp 2"},
+			avoid: []string{"if=virtio"},
+		},
+		{
+			name: "extra disks after the boot disk",
+			cfg:  Config{Disk: "a.img", ExtraDisks: []string{"b.img", "c,d.img"}},
+			want: []string{"file=a.img", "file=b.img", "file=c,,d.img"},
+		},
+		{
+			name: "fw_cfg sorted, opt/ added once",
+			cfg:  Config{FwCfg: map[string]string{"z.keel/x": "/x", "opt/a.keel/y": "/y"}},
+			want: []string{"-fw_cfg name=opt/a.keel/y,file=/y", "-fw_cfg name=opt/z.keel/x,file=/x"},
+		},
+		{
+			name: "extra args last",
+			cfg:  Config{Disk: "d", ExtraArgs: []string{"-d", "guest_errors"}},
+			want: []string{"file=d -d guest_errors"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(args(&tt.cfg, "tcg", "CODE.fd", "vars.fd"), " ")
+			rest := got
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("command line lacks %q (in order):\n%s", w, got)
+				}
+				rest = rest[i+len(w):]
+			}
+			for _, a := range tt.avoid {
+				if strings.Contains(got, a) {
+					t.Errorf("command line has %q:\n%s", a, got)
+				}
+			}
+		})
+	}
+}
+
+func TestShellJoin(t *testing.T) {
+	got := shellJoin([]string{"qemu", "-drive", "file=/a b/it's.img", "", "-m", "1024"})
+	want := `qemu -drive 'file=/a b/it'\''s.img' '' -m 1024`
+	if got != want {
+		t.Errorf("shellJoin = %s, want %s", got, want)
+	}
+}
+
+func TestResolveAccel(t *testing.T) {
+	tests := []struct {
+		accel, env, want string
+		wantErr          bool
+	}{
+		{accel: "tcg", env: "kvm", want: "tcg"},
+		{accel: "kvm", env: "tcg", want: "kvm"},
+		{accel: "auto", env: "tcg", want: "tcg"},
+		{accel: "", env: "kvm", want: "kvm"},
+		{accel: "hvf", wantErr: true},
+		{accel: "auto", env: "xen", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.accel+"/"+tt.env, func(t *testing.T) {
+			t.Setenv(AccelEnv, tt.env)
+			got, err := ResolveAccel(context.Background(), tt.accel)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("ResolveAccel(%q) with %s=%q = %q, %v; want %q (error: %v)",
+					tt.accel, AccelEnv, tt.env, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestFirmware(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip("qemu-system-x86_64 not installed: apt-get install qemu-system-x86 ovmf")
+	}
+	code, vars, err := firmware("", "")
+	if err != nil || !strings.Contains(code, "CODE") || !strings.Contains(vars, "VARS") {
+		t.Fatalf("firmware() = %q, %q, %v", code, vars, err)
+	}
+	// The variable store is derived from the code's name when not given.
+	if _, v, err := firmware(code, ""); err != nil || v != vars {
+		t.Errorf("firmware(%q, \"\") = %q, %v; want %q", code, v, err, vars)
+	}
+	if _, _, err := firmware(t.TempDir()+"/OVMF_CODE.fd", ""); err == nil {
+		t.Error("firmware accepted a missing file")
+	}
+}

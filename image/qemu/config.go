@@ -1,0 +1,145 @@
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Binary is the QEMU system emulator keel runs.
+const Binary = "qemu-system-x86_64"
+
+// Sentinel errors. Callers branch on them with errors.Is; tests turn
+// ErrNotInstalled into a skip.
+var (
+	// ErrNotInstalled: QEMU or the OVMF firmware is missing on the host.
+	ErrNotInstalled = errors.New("not installed")
+	// ErrTimeout: Expect's timeout or Config.Timeout ran out.
+	ErrTimeout = errors.New("timed out")
+	// ErrExited: QEMU exited (or closed the console) while Expect waited.
+	ErrExited = errors.New("qemu exited")
+	// ErrKilled: the VM was stopped with Kill.
+	ErrKilled = errors.New("killed")
+)
+
+// Config describes one VM. The zero value (with Disk set) is a working
+// configuration.
+type Config struct {
+	// Disk is the raw disk image to boot, the first virtio disk. Empty
+	// means no disk: the firmware boots into its shell.
+	Disk string
+	// ExtraDisks are further raw images, attached as virtio disks after
+	// Disk, in order.
+	ExtraDisks []string
+	// MemoryMiB is the guest's memory; 0 means 1024.
+	MemoryMiB int
+	// CPUs is the number of virtual CPUs; 0 means 1.
+	CPUs int
+	// Accel is "tcg", "kvm", or "auto" (the default when empty): see the
+	// package documentation and ResolveAccel.
+	Accel string
+	// Timeout, if positive, bounds the VM's whole life: when it runs out,
+	// QEMU is stopped and Wait reports ErrTimeout.
+	Timeout time.Duration
+	// Console, if not nil, receives every byte of the serial console as it
+	// arrives. A failing Console stops the copy but never the VM.
+	Console io.Writer
+	// Stdin, if not nil, is the serial console's input. Nil means no
+	// input (the console reads end of file).
+	Stdin io.Reader
+	// OVMFCode and OVMFVars are the firmware and the template of its
+	// variable store. Empty means the Debian ovmf package's files:
+	// OVMF_CODE_4M.fd with OVMF_VARS_4M.fd, else the 2 MiB pair.
+	OVMFCode, OVMFVars string
+	// VarsCopy is the VM's own, writable copy of the variable store. If the
+	// file exists it is used as it is, so variables persist across runs as
+	// on a real machine; otherwise it is created from OVMFVars. Empty means
+	// a fresh copy in a temporary directory, removed when QEMU exits.
+	VarsCopy string
+	// FwCfg maps fw_cfg names to files handed to the guest (-fw_cfg
+	// name=opt/<name>,file=<file>); the "opt/" prefix is added if missing.
+	FwCfg map[string]string
+	// ExtraArgs are appended to QEMU's command line as they are.
+	ExtraArgs []string
+}
+
+// ovmfPairs are the firmware files of Debian's ovmf package, best first.
+// The code and the variable store must come from the same pair: a 4 MiB
+// code image does not run with a 2 MiB variable store.
+var ovmfPairs = [][2]string{
+	{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+	{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+}
+
+// Available reports whether QEMU and the OVMF firmware are installed, with
+// an error wrapping ErrNotInstalled that says what to install if not.
+func Available() error {
+	if _, err := exec.LookPath(Binary); err != nil {
+		return fmt.Errorf("%s %w: apt-get install qemu-system-x86 ovmf", Binary, ErrNotInstalled)
+	}
+	if _, _, err := firmware("", ""); err != nil {
+		return err
+	}
+	return nil
+}
+
+// firmware returns the OVMF code and variable-store template to use.
+func firmware(code, vars string) (string, string, error) {
+	if code == "" && vars == "" {
+		for _, p := range ovmfPairs {
+			if exists(p[0]) && exists(p[1]) {
+				return p[0], p[1], nil
+			}
+		}
+		return "", "", fmt.Errorf("OVMF firmware (%s) %w: apt-get install ovmf", ovmfPairs[0][0], ErrNotInstalled)
+	}
+	if code == "" {
+		return "", "", errors.New("OVMFVars is set but OVMFCode is not")
+	}
+	if vars == "" {
+		// The ovmf package names the pair OVMF_CODE*.fd / OVMF_VARS*.fd.
+		vars = filepath.Join(filepath.Dir(code), strings.Replace(filepath.Base(code), "CODE", "VARS", 1))
+		if vars == code {
+			return "", "", fmt.Errorf("OVMFVars not set and not derivable from %s", code)
+		}
+	}
+	for _, f := range []string{code, vars} {
+		if !exists(f) {
+			return "", "", fmt.Errorf("OVMF firmware file %s %w", f, ErrNotInstalled)
+		}
+	}
+	return code, vars, nil
+}
+
+func exists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// copyFile copies src to a new file dst (mode 0644).
+func copyFile(dst, src string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	_, err = io.Copy(out, in)
+	return err
+}

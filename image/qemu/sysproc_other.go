@@ -1,0 +1,12 @@
+//go:build !linux
+
+package qemu
+
+import (
+	"os"
+	"syscall"
+)
+
+var sigTerm = os.Interrupt
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
