@@ -28,6 +28,13 @@ test: keel
 	$(GO) vet ./...
 	KEEL_INIT=$(CURDIR)/bin/keel-init $(GO) test -p 1 -timeout 40m ./...
 
+# The example image: fetch the Debian kernel and busybox into the cache
+# ($(KEEL_CACHE)) with the host's apt, build profiles/examples/busybox.yaml.
+example: keel
+	$(GO) run ./qemu-tests/cmd/prepare-example
+	bin/keel build profiles/examples/busybox.yaml -o out/busybox.img
+	@echo "boot it with: bin/keel run out/busybox.img   (Ctrl-A X quits)"
+
 # Benchmarks: keel against the reference tools, side by side in one run.
 bench: keel
 	bench/squashfs.sh

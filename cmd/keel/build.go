@@ -104,10 +104,10 @@ func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result) {
 		content := ""
 		switch part.Label {
 		case "esp":
-			content = fmt.Sprintf("systemd-boot, kernel %s, initrd %s (%d modules)", profiles.Size(r.KernelBytes), profiles.Size(r.InitrdBytes), r.Modules)
+			content = fmt.Sprintf("systemd-boot, kernel %s, initrd %s (%d modules)", human(r.KernelBytes), human(r.InitrdBytes), r.Modules)
 		case "root-a":
 			ratio := 100 * float64(r.RootBytes) / float64(max(r.ContentBytes, 1))
-			content = fmt.Sprintf("squashfs %s (%s) of %s, %.1f%%, %d inodes", profiles.Size(r.RootBytes), p.Disk.Squashfs.Compression, profiles.Size(r.ContentBytes), ratio, r.Inodes)
+			content = fmt.Sprintf("squashfs %s (%s) of %s, %.1f%%, %d inodes", human(r.RootBytes), p.Disk.Squashfs.Compression, human(r.ContentBytes), ratio, r.Inodes)
 		case "root-b":
 			content = "empty until the first update"
 		case "data":

@@ -57,6 +57,7 @@ automatic fallback.`,
 		newBuildCmd(g),
 		newInspectCmd(),
 		newMksquashfsCmd(g),
+		newRunCmd(),
 		newSchemaCmd(),
 		newVersionCmd(),
 	)

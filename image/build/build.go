@@ -171,6 +171,8 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 			return ext4.Format(w, size, ext4.Options{
 				UUID: uuid16(seed, "data fs"), HashSeed: uuid16(seed, "data hash seed"),
 				Label: "data", Time: o.Epoch,
+				// The image is a new sparse file: skipping its zero blocks keeps it sparse.
+				AssumeZeroed: true,
 			})
 		},
 	}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"keel/image/qemu"
+)
+
+type runOptions struct {
+	timeout time.Duration
+	memory  int
+	accel   string
+	vars    string
+	disks   []string
+}
+
+func newRunCmd() *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run DISK",
+		Short: "Boot a disk image in QEMU with UEFI firmware, console on this terminal",
+		Long: `Boot DISK in QEMU (q35, OVMF UEFI firmware) with the serial console on
+stdout and stdin. The firmware gets a private copy of its variable store
+(--vars keeps one across runs, as a real machine would). The VM stops when
+the guest powers off, when --timeout runs out, or on Ctrl-A X.
+
+Acceleration: TCG by default. KVM is used only with --accel kvm, or with
+--accel auto when a short probe boot proves it works (on some machines
+/dev/kvm exists but fails inside the firmware). KEEL_ACCEL=tcg|kvm|auto sets
+the default.
+
+Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
+		Example: `  keel run out/busybox.img
+  keel run --timeout 60s --vars vars.fd out/busybox.img`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := os.Stat(args[0]); err != nil {
+				return usageError{err}
+			}
+			cfg := qemu.Config{
+				Disk: args[0], ExtraDisks: o.disks, MemoryMiB: o.memory, Accel: o.accel,
+				Timeout: o.timeout, VarsCopy: o.vars, Console: os.Stdout,
+			}
+			if term.IsTerminal(int(os.Stdin.Fd())) {
+				cfg.Stdin = os.Stdin
+			}
+			vm, err := qemu.Start(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "keel: booting %s (%s); Ctrl-A X quits\n", args[0], vm.Accel())
+			err = vm.Wait()
+			if errors.Is(err, qemu.ErrTimeout) {
+				return fmt.Errorf("the VM was still running after %s", o.timeout)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&o.timeout, "timeout", 0, "stop the VM after this long (0: no limit)")
+	f.IntVar(&o.memory, "memory", 1024, "guest memory in MiB")
+	f.StringVar(&o.accel, "accel", "", "tcg, kvm or auto (default: $KEEL_ACCEL, else auto)")
+	f.StringVar(&o.vars, "vars", "", "UEFI variable store to use and keep (default: a fresh private copy)")
+	f.StringSliceVar(&o.disks, "disk", nil, "extra raw disk images to attach (repeatable)")
+	return cmd
+}

@@ -1,0 +1,339 @@
+// Package qemutests boots real keel images in QEMU (OVMF + systemd-boot,
+// TCG unless KVM is proven to work) and reads the serial console.
+package qemutests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"keel/image/inspect"
+	"keel/image/qemu"
+	"keel/profiles"
+	"keel/qemu-tests/example"
+	"keel/rootfs"
+	"keel/rootfs/assemble"
+)
+
+const epoch = "1700000000"
+
+// tools builds keel and keel-init from this tree, as `make` does.
+func tools(t *testing.T) (keel string, initBin []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, c := range []struct{ out, pkg string }{{"keel-init", "./cmd/keel-init"}, {"keel", "./cmd/keel"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, c.out), c.pkg)
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", c.pkg, err, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "keel-init"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "keel"), b
+}
+
+func keelCmd(keel, initPath, cache string, args ...string) *exec.Cmd {
+	cmd := exec.Command(keel, args...)
+	cmd.Env = append(os.Environ(), "KEEL_CACHE="+cache, "KEEL_INIT="+initPath, "SOURCE_DATE_EPOCH="+epoch)
+	return cmd
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (.ci/run installs it)", tool)
+		}
+	}
+}
+
+func TestBuildAndBoot(t *testing.T) {
+	if err := qemu.Available(); err != nil {
+		t.Skipf("QEMU: %v (apt-get install qemu-system-x86 ovmf)", err)
+	}
+	need(t, "unsquashfs", "fsck.fat", "sgdisk", "e2fsck", "cpio", "xz", "mcopy")
+	ctx := context.Background()
+	cache, err := example.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := example.Prepare(ctx, cache); err != nil {
+		t.Fatalf("preparing the kernel and busybox: %v", err)
+	}
+	keel, initBin := tools(t)
+	initPath := filepath.Join(t.TempDir(), "keel-init")
+	if err := os.WriteFile(initPath, initBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.img")
+	var sums []string
+	for i := range 2 {
+		out, err := keelCmd(keel, initPath, cache, "build", "testdata/boot.yaml", "-o", disk).CombinedOutput()
+		if err != nil {
+			t.Fatalf("keel build: %v\n%s", err, out)
+		}
+		if i == 0 {
+			t.Logf("keel build:\n%s", out)
+		}
+		sums = append(sums, sha256File(t, disk))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds differ: %s vs %s", sums[0], sums[1])
+	}
+
+	rep, err := inspect.File(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("tools", func(t *testing.T) { checkWithTools(t, disk, rep) })
+	t.Run("squashfs matches tree", func(t *testing.T) { checkRootListing(t, disk, rep, initBin, cache) })
+
+	// Two boots: the second must read what the first wrote to /var.
+	for boot := 1; boot <= 2; boot++ {
+		var console bytes.Buffer
+		vm, err := qemu.Start(ctx, qemu.Config{Disk: disk, Timeout: 4 * time.Minute, Console: &console})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"keel-init: data: vda4",
+			"keel: ready keel-test 1.0.0 slot=a",
+			fmt.Sprintf("keel-test: boot %d, read from /var/lib/keel-test/boots on /dev/vda4 ext4", boot),
+		} {
+			if _, err := vm.Expect(ctx, want, 3*time.Minute); err != nil {
+				vm.Kill()
+				t.Fatalf("boot %d: %v", boot, err)
+			}
+		}
+		if err := vm.Wait(); err != nil {
+			t.Fatalf("boot %d: the guest did not power itself off: %v\n%s", boot, err, vm.Tail(30))
+		}
+		t.Logf("boot %d (%s): powered off cleanly", boot, vm.Accel())
+	}
+
+	out, err := keelCmd(keel, initPath, cache, "inspect", "--json", disk).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r inspect.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Entries) != 1 || r.Entries[0].Slot != "a" || r.Entries[0].State != "good" || r.Entries[0].Generation != 1 {
+		t.Errorf("keel inspect entries: %+v", r.Entries)
+	}
+}
+
+func sha256File(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// extract copies a partition out of the disk into its own file.
+func extract(t *testing.T, disk string, p inspect.Partition, limit int64) string {
+	t.Helper()
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := filepath.Join(t.TempDir(), p.Label+".img")
+	o, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	n := p.Size
+	if limit > 0 {
+		n = limit
+	}
+	if _, err := io.Copy(o, io.NewSectionReader(f, p.Start, n)); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func partition(t *testing.T, r *inspect.Report, label string) inspect.Partition {
+	for _, p := range r.Partitions {
+		if p.Label == label {
+			return p
+		}
+	}
+	t.Fatalf("no partition %s", label)
+	return inspect.Partition{}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func checkWithTools(t *testing.T, disk string, r *inspect.Report) {
+	if out := run(t, "sgdisk", "-v", disk); !strings.Contains(out, "No problems found") {
+		t.Errorf("sgdisk -v:\n%s", out)
+	}
+	esp := extract(t, disk, partition(t, r, "esp"), 0)
+	out := run(t, "fsck.fat", "-n", esp)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 {
+		t.Errorf("fsck.fat -n is not clean:\n%s", out)
+	}
+	data := extract(t, disk, partition(t, r, "data"), 0)
+	run(t, "e2fsck", "-fn", data)
+
+	entries := run(t, "mcopy", "-i", esp, "-n", "::/loader/entries/keel-a.conf", "-")
+	for _, want := range []string{"title keel-test 1.0.0 (slot a)", "version 1", "linux /keel/a/vmlinuz", "initrd /keel/a/initrd",
+		"options root=PARTUUID=" + partition(t, r, "root-a").GUID + " keel.slot=a init=" + assemble.InitPath} {
+		if !strings.Contains(entries, want) {
+			t.Errorf("entry lacks %q:\n%s", want, entries)
+		}
+	}
+	for _, f := range []string{"::/EFI/BOOT/BOOTX64.EFI", "::/loader/loader.conf", "::/keel/a/vmlinuz"} {
+		run(t, "mcopy", "-i", esp, "-n", f, filepath.Join(t.TempDir(), "x"))
+	}
+	initrd := filepath.Join(t.TempDir(), "initrd")
+	run(t, "mcopy", "-i", esp, "-n", "::/keel/a/initrd", initrd)
+	xz := exec.Command("xz", "-dc", initrd)
+	cpio := exec.Command("cpio", "-itv")
+	pipe, _ := xz.StdoutPipe()
+	cpio.Stdin = pipe
+	var listing bytes.Buffer
+	cpio.Stdout = &listing
+	cpio.Stderr = &listing
+	if err := cpio.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := xz.Run(); err != nil {
+		t.Fatalf("xz -dc initrd: %v", err)
+	}
+	if err := cpio.Wait(); err != nil {
+		t.Fatalf("cpio -itv: %v\n%s", err, listing.String())
+	}
+	for _, want := range []string{" init\n", "etc/keel/modules\n", "virtio_blk.ko\n", "ext4.ko\n", "squashfs.ko\n"} {
+		if !strings.Contains(listing.String(), want) {
+			t.Errorf("initrd lacks %q:\n%s", want, listing.String())
+		}
+	}
+}
+
+// checkRootListing compares `unsquashfs -lln` of slot A with the tree the
+// profile assembles to.
+func checkRootListing(t *testing.T, disk string, r *inspect.Report, initBin []byte, cache string) {
+	t.Setenv("KEEL_CACHE", cache)
+	p, err := profiles.Load("testdata/boot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := assemble.Tree(context.Background(), p, assemble.Options{KeelInit: initBin, Epoch: 1700000000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slot inspect.Slot
+	for _, s := range r.Slots {
+		if s.Name == "a" {
+			slot = s
+		}
+	}
+	img := extract(t, disk, partition(t, r, "root-a"), (slot.Bytes+4095)/4096*4096)
+	out := run(t, "unsquashfs", "-lln", "-d", "", img)
+	got := map[string]string{}
+	line := regexp.MustCompile(`^(\S+) (\d+)/(\d+) +(\d+|\d+, *\d+) \S+ \S+ (.*)$`)
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		name, _, _ := strings.Cut(m[5], " -> ")
+		if name == "" {
+			name = "/"
+		}
+		got[name] = fmt.Sprintf("%s %s/%s %s", m[1], m[2], m[3], sizeField(m[1], m[4]))
+	}
+	want := map[string]string{}
+	_ = tree.Walk(func(path string, e *rootfs.Entry) error {
+		want[path] = fmt.Sprintf("%s %d/%d %s", modeString(e), e.UID, e.GID, sizeField(modeString(e), fmt.Sprint(e.Size)))
+		return nil
+	})
+	for path, w := range want {
+		if got[path] != w {
+			t.Errorf("%s: unsquashfs says %q, tree says %q", path, got[path], w)
+		}
+	}
+	for path := range got {
+		if _, ok := want[path]; !ok {
+			t.Errorf("%s: in the image, not in the tree", path)
+		}
+	}
+	if len(want) < 100 {
+		t.Errorf("only %d entries in the tree: is busybox missing?", len(want))
+	}
+}
+
+// sizeField keeps the size only for regular files: unsquashfs prints
+// directory listing sizes and symlink target lengths that the tree does not
+// model.
+func sizeField(mode, size string) string {
+	if strings.HasPrefix(mode, "-") {
+		return size
+	}
+	return ""
+}
+
+func modeString(e *rootfs.Entry) string {
+	types := map[rootfs.Type]byte{rootfs.TypeDir: 'd', rootfs.TypeFile: '-', rootfs.TypeSymlink: 'l',
+		rootfs.TypeCharDev: 'c', rootfs.TypeBlockDev: 'b', rootfs.TypeFifo: 'p', rootfs.TypeSocket: 's'}
+	b := []byte{types[e.Type]}
+	const rwx = "rwxrwxrwx"
+	for i := 0; i < 9; i++ {
+		if e.Mode&(1<<(8-i)) != 0 {
+			b = append(b, rwx[i])
+		} else {
+			b = append(b, '-')
+		}
+	}
+	special := []struct {
+		bit  uint32
+		pos  int
+		x, n byte
+	}{{0o4000, 3, 's', 'S'}, {0o2000, 6, 's', 'S'}, {0o1000, 9, 't', 'T'}}
+	for _, s := range special {
+		if e.Mode&s.bit != 0 {
+			if b[s.pos] == 'x' {
+				b[s.pos] = s.x
+			} else {
+				b[s.pos] = s.n
+			}
+		}
+	}
+	return string(b)
+}
