@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,7 @@ func TestExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			os.Remove(out)
-			if got := run(context.Background(), tt.args); got != tt.code {
+			if got := run(context.Background(), tt.args, io.Discard, io.Discard); got != tt.code {
 				t.Fatalf("keel %v: exit %d, want %d", tt.args, got, tt.code)
 			}
 			_, err := os.Stat(out)
@@ -59,7 +60,7 @@ func TestMksquashfsReadable(t *testing.T) {
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.squashfs")
-	if code := run(context.Background(), []string{"mksquashfs", "--mtime", "0", "testdata", out}); code != exitOK {
+	if code := run(context.Background(), []string{"mksquashfs", "--mtime", "0", "testdata", out}, io.Discard, io.Discard); code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
 	b, err := exec.Command("unsquashfs", "-cat", out, "hello.txt").CombinedOutput()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -64,17 +65,26 @@ automatic fallback.`,
 	return root
 }
 
-func run(ctx context.Context, args []string) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "keel:", err)
+	// A profile's errors are the user's to fix: print each as the file,
+	// line and field it is about, without the pipeline's context around it.
+	if perrs := profiles.Errors(err); len(perrs) > 0 {
+		for _, e := range perrs {
+			fmt.Fprintln(stderr, "keel:", e)
+		}
+		return exitUsage
+	}
+	fmt.Fprintln(stderr, "keel:", err)
 	var u usageError
-	var perr *profiles.Error
-	if errors.As(err, &u) || errors.As(err, &perr) {
+	if errors.As(err, &u) {
 		return exitUsage
 	}
 	return exitFailure

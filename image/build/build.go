@@ -132,8 +132,8 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 				},
 			})
 			if errors.Is(err, disk.ErrPartitionFull) {
-				return 0, p.Errorf("disk.slot", "slot of %s is too small for the root filesystem (%s of content): raise disk.slot",
-					profiles.Size(a.Size), profiles.Size(treeContent(tree)))
+				return 0, p.Errorf("disk.slot", "slot of %s is too small for the root filesystem (%.1f MiB of file content before compression): raise disk.slot",
+					profiles.Size(a.Size), float64(treeContent(tree))/(1<<20))
 			}
 			if err != nil {
 				return 0, err
