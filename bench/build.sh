@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Whole-build benchmark: `keel build` against the same image assembled with
+# the C tools (cp, mksquashfs, cpio + xz, mkfs.vfat + mcopy, mkfs.ext4,
+# sgdisk, dd) by this script, same compressor settings, same cores, one run.
+#
+#   bench/build.sh            # busybox example + a few hundred MB of /usr
+#   BENCH_DIRS=/usr/share/doc bench/build.sh
+#
+# Needs the example's inputs in the cache (make example) and
+# squashfs-tools dosfstools mtools gdisk e2fsprogs cpio xz-utils time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KEEL=${KEEL:-bin/keel}
+LEVEL=${LEVEL:-3}
+BENCH_DIRS=${BENCH_DIRS:-"/usr/share/doc /usr/share/locale /usr/share/man /usr/share/perl /usr/lib/python3.11"}
+export KEEL_CACHE=${KEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/keel}
+WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-build.XXXXXX")}
+trap 'rm -rf "$WORK"' EXIT
+[ -x "$KEEL" ] || make keel >/dev/null
+[ -e "$KEEL_CACHE/kernel/vmlinuz" ] || go run ./qemu-tests/cmd/prepare-example >/dev/null
+
+# The extra content, staged once so both pipelines read it from the page cache.
+mkdir -p "$WORK/extra"
+for d in $BENCH_DIRS; do
+  [ -d "$d" ] || continue
+  mkdir -p "$WORK/extra$(dirname "$d")"
+  cp -a "$d" "$WORK/extra$(dirname "$d")/"
+done
+content=$(du -sb --apparent-size "$WORK/extra" | cut -f1)
+
+cat >"$WORK/bench.yaml" <<YAML
+include: [$(pwd)/profiles/examples/busybox.yaml]
+name: bench
+sources:
+  - dir: $WORK/extra
+disk:
+  slot: 1GiB
+  squashfs: {compression: zstd, level: $LEVEL}
+YAML
+tar -cf /dev/null -C "$WORK/extra" . "$KEEL_CACHE/busybox" "$KEEL_CACHE/unpacked" 2>/dev/null || true
+
+kernel=$(readlink -f "$KEEL_CACHE/kernel/vmlinuz")
+release=${kernel##*/vmlinuz-}
+moddir=$(dirname "$(dirname "$kernel")")/lib/modules/$release
+
+# The same image with the C tools: tree staging, squashfs, initrd, ESP,
+# data, GPT, and dd into place.
+c_pipeline() {
+  set -e -o pipefail
+  local w=$WORK/c; rm -rf "$w"; mkdir -p "$w/root" "$w/initrd/etc/keel"
+  cp -a "$KEEL_CACHE/busybox/root/." "$w/root/"
+  cp -a "$WORK/extra/." "$w/root/"
+  mkdir -p "$w/root/etc" "$w/root/usr/lib/keel" "$w/root/proc" "$w/root/sys" "$w/root/dev" "$w/root/var"
+  echo keel-busybox >"$w/root/etc/hostname"
+  printf 'IMAGE_ID=bench\nIMAGE_VERSION=1.0.0\n' >"$w/root/etc/os-release"
+  printf 'root:x:0:0:root:/root:/bin/sh\nkeel:x:1000:1000::/var/home/keel:/bin/sh\n' >"$w/root/etc/passwd"
+  cp bin/keel-init "$w/root/usr/lib/keel/keel-init"
+  mksquashfs "$w/root" "$w/root.sqfs" -comp zstd -Xcompression-level "$LEVEL" -all-root -mkfs-time 0 -all-time 0 -no-progress -quiet >/dev/null
+  # initrd: keel-init and the same modules (with dependencies, by modprobe).
+  cp bin/keel-init "$w/initrd/init"
+  for m in virtio_blk virtio_pci squashfs ext4 crc32c_generic vfat nls_cp437 nls_ascii efivarfs; do
+    modprobe -d "$(dirname "$(dirname "$(dirname "$moddir")")")" -S "$release" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'
+  done | sort -u | while read -r ko; do mkdir -p "$w/initrd/$(dirname "${ko#*/unpacked/*/}")"; cp "$ko" "$w/initrd/${ko#*/unpacked/*/}"; done
+  (cd "$w/initrd" && find . | sort | cpio -o -H newc --quiet | xz -T1 --check=crc32 -6 >"$w/initrd.xz")
+  # ESP.
+  truncate -s 64M "$w/esp.img"; mkfs.vfat -F 32 -n ESP "$w/esp.img" >/dev/null
+  mmd -i "$w/esp.img" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/keel ::/keel/a
+  mcopy -i "$w/esp.img" /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::/EFI/BOOT/BOOTX64.EFI
+  mcopy -i "$w/esp.img" "$kernel" ::/keel/a/vmlinuz
+  mcopy -i "$w/esp.img" "$w/initrd.xz" ::/keel/a/initrd
+  printf 'timeout 0\ndefault keel-*\n' | mcopy -i "$w/esp.img" - ::/loader/loader.conf
+  printf 'title bench\nversion 1\nlinux /keel/a/vmlinuz\ninitrd /keel/a/initrd\noptions keel.slot=a\n' | mcopy -i "$w/esp.img" - ::/loader/entries/keel-a.conf
+  # Data.
+  truncate -s 64M "$w/data.img"; mkfs.ext4 -q -F -L data "$w/data.img"
+  # Disk.
+  truncate -s 2434M "$w/disk.img"
+  sgdisk -a 2048 -n1:1M:+64M -t1:ef00 -c1:esp -n2:0:+1G -t2:4f68bce3-e8cd-4db1-96e7-fbcaf984b709 -c2:root-a \
+    -n3:0:+1G -t3:4f68bce3-e8cd-4db1-96e7-fbcaf984b709 -c3:root-b -n4:0:+64M -t4:8300 -c4:data "$w/disk.img" >/dev/null
+  dd if="$w/esp.img" of="$w/disk.img" bs=1M seek=1 conv=notrunc,sparse status=none
+  dd if="$w/root.sqfs" of="$w/disk.img" bs=1M seek=65 conv=notrunc,sparse status=none
+  dd if="$w/data.img" of="$w/disk.img" bs=1M seek=2113 conv=notrunc,sparse status=none
+  sync -f "$w/disk.img"
+}
+
+keel_build() {
+  "$KEEL" build "$WORK/bench.yaml" -o "$WORK/keel.img" >/dev/null
+  sync -f "$WORK/keel.img"
+}
+
+t() { /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@"; read -r w u s m <"$WORK/time"; echo "$w $(awk "BEGIN{printf \"%.2f\", $u+$s}") $((m / 1024))"; }
+export -f c_pipeline keel_build
+export WORK KEEL KEEL_CACHE LEVEL kernel release moddir
+
+read -r cw cc cm < <(t bash -c c_pipeline)
+read -r kw kc km < <(t bash -c keel_build)
+echo "content: $((content / 1048576)) MiB extra + busybox; zstd-$LEVEL; cores: $(nproc)"
+echo
+echo "| pipeline | wall s | cpu s | peak MiB |"
+echo "|---|---:|---:|---:|"
+echo "| C tools (cp, mksquashfs, cpio+xz, mkfs.vfat+mcopy, mkfs.ext4, sgdisk, dd) | $cw | $cc | $cm |"
+echo "| keel build | $kw | $kc | $km |"
+echo "| **ratio keel / C** | **$(awk "BEGIN{printf \"%.2f\", $kw/$cw}")×** | $(awk "BEGIN{printf \"%.2f\", $kc/$cc}")× | |"
