@@ -86,15 +86,20 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	}
 
 	stage("building initrd")
-	kernel, modDir, err := kernelFiles(p)
-	if err != nil {
-		return nil, err
-	}
 	tmp, err := os.MkdirTemp(filepath.Dir(o.Output), ".keel-build-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	var kernel, modDir string
+	if p.Kernel.Image != "" {
+		kernel, modDir, err = kernelFromImage(ctx, p, o, tmp)
+	} else {
+		kernel, modDir, err = kernelFiles(p)
+	}
+	if err != nil {
+		return nil, err
+	}
 	initrdPath := filepath.Join(tmp, "initrd")
 	nmods, err := writeInitrd(ctx, initrdPath, p, modDir, o)
 	if err != nil {
@@ -187,9 +192,6 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 // directory beside it: a kernel unpacked from a Debian package (or /boot on a
 // host) is boot/vmlinuz-VERSION with lib/modules/VERSION next to boot/.
 func kernelFiles(p *profiles.Profile) (kernel, modDir string, err error) {
-	if p.Kernel.File == "" {
-		return "", "", p.Errorf("kernel.image", "kernels from OCI images are not supported yet: use kernel.file")
-	}
 	kernel = p.Kernel.File
 	if len(p.Kernel.Modules) == 0 {
 		return kernel, "", nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"keel/profiles"
 	"keel/rootfs"
@@ -167,6 +168,19 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 	}
 	if err := services.Write(t, svcs); err != nil {
 		return err
+	}
+	if len(svcs) > 0 {
+		h := services.Health{Require: p.Update.Health.Require, Grace: time.Duration(p.Update.Health.Grace)}
+		if err := services.WriteHealth(t, h, svcs); err != nil {
+			return err
+		}
+	}
+	// services writes its files with no mtime; they are generated, so they
+	// get the build's.
+	for _, f := range append(t.Children(services.Dir), "..", "../health.json") {
+		if e, ok := t.Get(path.Join(services.Dir, f)); ok {
+			e.Mtime = o.Epoch
+		}
 	}
 	if len(o.KeelInit) == 0 {
 		return fmt.Errorf("no keel-init binary to install")
