@@ -75,7 +75,7 @@ func TestScanBlockDevices(t *testing.T) {
 		t.Fatalf("devices %v, want %v (broken/ has no uevent and is skipped)", names, want)
 	}
 	want := blockDev{Name: "vda2", Major: 254, Minor: 2, Partition: true,
-		PartUUID: "0a1b2c3d-0000-4000-8000-000000000002", PartName: "root-a", Disk: "vda"}
+		PartUUID: "0a1b2c3d-0000-4000-8000-000000000002", PartName: "root-a", PartN: 2, Disk: "vda"}
 	if devs[3] != want {
 		t.Errorf("vda2: %+v, want %+v", devs[3], want)
 	}

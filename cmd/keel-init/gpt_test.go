@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"keel/image/disk"
+)
+
+// TestReadGPTGUIDs reads the partition GUIDs back from a GPT written the
+// way keel build writes it (Debian's 6.1 has no PARTUUID in uevent).
+func TestReadGPTGUIDs(t *testing.T) {
+	l, err := disk.Plan(disk.Sizes{ESP: 1 << 20, Slot: 1 << 20, Data: 1 << 20}, []byte("gpt test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "disk.img")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(l.Size); err != nil {
+		t.Fatal(err)
+	}
+	if err := disk.WriteGPT(f, l); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readGPTGUIDs(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(l.Partitions) {
+		t.Fatalf("found %d partitions, want %d: %v", len(got), len(l.Partitions), got)
+	}
+	for _, p := range l.Partitions {
+		if got[p.Number] != strings.ToLower(p.GUID) {
+			t.Errorf("partition %d: %q, want %q", p.Number, got[p.Number], strings.ToLower(p.GUID))
+		}
+	}
+	if _, err := readGPTGUIDs(filepath.Join("testdata", "README.md")); err == nil {
+		t.Error("a file without a GPT gave no error")
+	}
+}
