@@ -29,18 +29,29 @@ type codec struct {
 func newCodec(o Options) (*codec, error) {
 	switch o.Compression {
 	case Zstd:
-		enc, err := zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
-			zstd.WithEncoderConcurrency(1),
-			zstd.WithEncoderCRC(false),
-			// The kernel decodes with a window of at most the block size.
-			zstd.WithWindowSize(max(o.BlockSize, 1<<17)),
-			zstd.WithSingleSegment(true),
-			zstd.WithLowerEncoderMem(true))
-		if err != nil {
+		newEnc := func() (*zstd.Encoder, error) {
+			// One encoder per worker: an Encoder's EncodeAll takes one of its
+			// own internal encoders per call, so a shared one with
+			// concurrency 1 would serialize every worker.
+			return zstd.NewWriter(nil,
+				zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
+				zstd.WithEncoderConcurrency(1),
+				zstd.WithEncoderCRC(false),
+				// The kernel decodes with a window of at most the block size.
+				zstd.WithWindowSize(max(o.BlockSize, 1<<17)),
+				zstd.WithSingleSegment(true),
+				zstd.WithLowerEncoderMem(true))
+		}
+		if _, err := newEnc(); err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		c := &codec{id: compZstd, new: func() (compressor, error) { return zstdComp{enc}, nil }}
+		c := &codec{id: compZstd, new: func() (compressor, error) {
+			enc, err := newEnc()
+			if err != nil {
+				return nil, fmt.Errorf("zstd: %w", err)
+			}
+			return zstdComp{enc}, nil
+		}}
 		if o.Level != 15 { // mksquashfs's default level needs no options block
 			c.options = le(nil).u32(uint32(o.Level))
 		}
