@@ -61,7 +61,7 @@ Exit codes: 0 success, 1 build failure, 2 bad usage or bad profile.`,
 				return err
 			}
 			res, err := build.Build(ctx, p, build.Options{
-				Output: o.output, KeelInit: init, ApplyImage: applyImage(g),
+				Output: o.output, KeelInit: init, ApplyImage: applyImage(g, p.Arch),
 				Epoch: epoch, Workers: o.workers, Logger: g.logger(), Progress: stageProgress(),
 			})
 			if err != nil {

@@ -1,0 +1,365 @@
+package oci
+
+// Builders for the layers and images the tests apply: tar entries, layer
+// compression, and image layouts written by hand (OCI layout, oci-archive,
+// dir:, docker-archive), so that each test states exactly what is in its
+// image.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+)
+
+// epoch is the mtime of every test entry that does not set one.
+var epoch = time.Unix(1700000000, 0)
+
+// ent is one tar entry.
+type ent struct {
+	hdr  tar.Header
+	body string
+}
+
+func file(name string, mode int64, body string) ent {
+	return ent{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(body))}, body: body}
+}
+
+func dir(name string, mode int64) ent {
+	return ent{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode}}
+}
+
+func symlink(name, target string) ent {
+	return ent{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
+}
+
+func hardlink(name, target string) ent {
+	return ent{hdr: tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target, Mode: 0o644}}
+}
+
+func device(typ byte, name string, mode, major, minor int64) ent {
+	return ent{hdr: tar.Header{Typeflag: typ, Name: name, Mode: mode, Devmajor: major, Devminor: minor}}
+}
+
+func fifo(name string, mode int64) ent {
+	return ent{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: name, Mode: mode}}
+}
+
+// whiteout is the marker file for name, an empty regular file as Docker
+// writes it.
+func whiteout(name string) ent { return file(name, 0o644, "") }
+
+// owned sets the owner of e.
+func owned(e ent, uid, gid int) ent {
+	e.hdr.Uid, e.hdr.Gid = uid, gid
+	return e
+}
+
+// xattr adds an extended attribute to e, as a PAX record.
+func xattr(e ent, name, value string) ent {
+	if e.hdr.PAXRecords == nil {
+		e.hdr.PAXRecords = map[string]string{}
+	}
+	e.hdr.PAXRecords["SCHILY.xattr."+name] = value
+	return e
+}
+
+// mtime sets the modification time of e.
+func mtime(e ent, sec int64) ent {
+	e.hdr.ModTime = time.Unix(sec, 0)
+	return e
+}
+
+// layerTar returns an uncompressed tar of the entries, in order.
+func layerTar(t testing.TB, entries ...ent) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := e.hdr
+		if h.ModTime.IsZero() {
+			h.ModTime = epoch
+		}
+		h.Format = tar.FormatPAX
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatalf("tar header %s: %v", h.Name, err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatalf("tar body %s: %v", h.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func gzipped(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func zstded(t testing.TB, b []byte) []byte {
+	t.Helper()
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zw.Close()
+	return zw.EncodeAll(b, nil)
+}
+
+// layer is one layer of a test image: its blob as stored and its
+// uncompressed tar (whose digest is the diff ID).
+type layer struct {
+	blob      []byte
+	tar       []byte
+	mediaType string
+}
+
+func gzipLayer(t testing.TB, tarball []byte) layer {
+	return layer{blob: gzipped(t, tarball), tar: tarball, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip"}
+}
+
+func zstdLayer(t testing.TB, tarball []byte) layer {
+	return layer{blob: zstded(t, tarball), tar: tarball, mediaType: "application/vnd.oci.image.layer.v1.tar+zstd"}
+}
+
+func plainLayer(tarball []byte) layer {
+	return layer{blob: tarball, tar: tarball, mediaType: "application/vnd.oci.image.layer.v1.tar"}
+}
+
+type descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      digest.Digest     `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Platform    *platform         `json:"platform,omitempty"`
+}
+
+type platform struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
+}
+
+// blobStore collects the blobs of an image by digest.
+type blobStore map[digest.Digest][]byte
+
+func (s blobStore) add(b []byte) digest.Digest {
+	d := digest.FromBytes(b)
+	s[d] = b
+	return d
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// configJSON is an image config for arch with the layers' diff IDs.
+func configJSON(t testing.TB, arch string, layers []layer) []byte {
+	var diffIDs []digest.Digest
+	for _, l := range layers {
+		diffIDs = append(diffIDs, digest.FromBytes(l.tar))
+	}
+	return mustJSON(t, map[string]any{
+		"architecture": arch,
+		"os":           "linux",
+		"config":       map[string]any{},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
+	})
+}
+
+// ociManifest stores the config and layers of an image in s and returns the
+// descriptor of its OCI manifest.
+func ociManifest(t testing.TB, s blobStore, arch string, layers []layer) descriptor {
+	cfg := configJSON(t, arch, layers)
+	m := map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config": descriptor{
+			MediaType: "application/vnd.oci.image.config.v1+json",
+			Digest:    s.add(cfg), Size: int64(len(cfg)),
+		},
+	}
+	var ls []descriptor
+	for _, l := range layers {
+		ls = append(ls, descriptor{MediaType: l.mediaType, Digest: s.add(l.blob), Size: int64(len(l.blob))})
+	}
+	m["layers"] = ls
+	raw := mustJSON(t, m)
+	return descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: s.add(raw), Size: int64(len(raw))}
+}
+
+// writeLayout writes an OCI image layout at dir whose index.json lists the
+// given manifests (or indexes) under the tag.
+func writeLayout(t testing.TB, dir, tag string, s blobStore, top descriptor) {
+	t.Helper()
+	top.Annotations = map[string]string{"org.opencontainers.image.ref.name": tag}
+	index := map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     []descriptor{top},
+	}
+	write(t, filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	write(t, filepath.Join(dir, "index.json"), mustJSON(t, index))
+	for d, b := range s {
+		write(t, filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded()), b)
+	}
+}
+
+// indexOf stores an OCI image index over the manifests and returns its
+// descriptor.
+func indexOf(t testing.TB, s blobStore, manifests ...descriptor) descriptor {
+	raw := mustJSON(t, map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     manifests,
+	})
+	return descriptor{MediaType: "application/vnd.oci.image.index.v1+json", Digest: s.add(raw), Size: int64(len(raw))}
+}
+
+// writeDir writes the image as the dir: transport stores it.
+func writeDir(t testing.TB, dir string, s blobStore, m descriptor) {
+	t.Helper()
+	write(t, filepath.Join(dir, "version"), []byte("Directory Transport Version: 1.1\n"))
+	write(t, filepath.Join(dir, "manifest.json"), s[m.Digest])
+	for d, b := range s {
+		if d != m.Digest {
+			write(t, filepath.Join(dir, d.Encoded()), b)
+		}
+	}
+}
+
+// dockerArchive returns a `docker save` tarball of an image with uncompressed
+// layers, tagged name.
+func dockerArchive(t testing.TB, name string, layers []layer) []byte {
+	t.Helper()
+	cfg := configJSON(t, "amd64", layers)
+	cfgName := digest.FromBytes(cfg).Encoded() + ".json"
+	files := map[string][]byte{cfgName: cfg}
+	var order []string
+	var layerNames []string
+	order = append(order, cfgName)
+	for _, l := range layers {
+		n := digest.FromBytes(l.tar).Encoded() + "/layer.tar"
+		files[n] = l.tar
+		layerNames = append(layerNames, n)
+		order = append(order, n)
+	}
+	files["manifest.json"] = mustJSON(t, []map[string]any{{
+		"Config": cfgName, "RepoTags": []string{name}, "Layers": layerNames,
+	}})
+	order = append(order, "manifest.json")
+	var entries []ent
+	for _, n := range order {
+		entries = append(entries, file(n, 0o644, string(files[n])))
+	}
+	return layerTar(t, entries...)
+}
+
+// tarDir returns a tar of the files under dir, as oci-archive stores a layout.
+func tarDir(t testing.TB, root string) []byte {
+	t.Helper()
+	var entries []ent
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			entries = append(entries, dir(rel+"/", 0o755))
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, file(rel, 0o644, string(b)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layerTar(t, entries...)
+}
+
+func write(t testing.TB, name string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sha256hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// sparseTar returns a tar holding one PAX (1.0) sparse file "f" of realsize
+// bytes stored in a few: Go's tar writer cannot write one, so the blocks are
+// made here.
+func sparseTar(realsize int64) []byte {
+	rec := func(k, v string) string {
+		r := " " + k + "=" + v + "\n"
+		for n := len(r); ; {
+			s := fmt.Sprintf("%d%s", n, r)
+			if len(s) == n {
+				return s
+			}
+			n = len(s)
+		}
+	}
+	header := func(name string, typ byte, size int) []byte {
+		b := make([]byte, 512)
+		copy(b[0:], name)
+		copy(b[100:], "0000644\x00")
+		copy(b[108:], "0000000\x00")
+		copy(b[116:], "0000000\x00")
+		copy(b[124:], fmt.Sprintf("%011o\x00", size))
+		copy(b[136:], "00000000000\x00")
+		b[156] = typ
+		copy(b[257:], "ustar\x0000")
+		copy(b[148:], "        ")
+		sum := 0
+		for _, c := range b {
+			sum += int(c)
+		}
+		copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+		return b
+	}
+	pad := func(b []byte) []byte { return append(b, make([]byte, (512-len(b)%512)%512)...) }
+	recs := rec("GNU.sparse.major", "1") + rec("GNU.sparse.minor", "0") + rec("GNU.sparse.name", "f") +
+		rec("GNU.sparse.realsize", fmt.Sprint(realsize))
+	// The sparse map (one 4-byte chunk at the very end), then the data.
+	body := append(pad([]byte(fmt.Sprintf("1\n%d\n4\n", realsize-4))), "data"...)
+	var out []byte
+	out = append(out, header("PaxHeaders/f", 'x', len(recs))...)
+	out = append(out, pad([]byte(recs))...)
+	out = append(out, header("GNUSparseFile.0/f", '0', len(body))...)
+	out = append(out, pad(body)...)
+	return append(out, make([]byte, 1024)...)
+}
