@@ -427,14 +427,20 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// countingWriter tracks the absolute position of a sequential writer.
+// countingWriter tracks the absolute position of a sequential writer and
+// keeps its first error, so a run of table writes can be checked once.
 type countingWriter struct {
-	w io.Writer
-	n uint64
+	w   io.Writer
+	n   uint64
+	err error
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	n, err := c.w.Write(p)
 	c.n += uint64(n)
+	c.err = err
 	return n, err
 }

@@ -23,7 +23,8 @@ var Compressions = []Compression{Zstd, XZ, Gzip}
 type Options struct {
 	Compression Compression
 	// Level is the compressor's level; 0 means the compressor's default
-	// (zstd 3, xz 6, gzip 9).
+	// (zstd 3, xz 6, gzip 9). The pure-Go LZMA2 encoder has one strength,
+	// so for xz the level is checked (1..9) but changes nothing.
 	Level int
 	// XZBCJ adds the x86 BCJ filter in front of LZMA2 for xz, which shrinks
 	// x86 machine code by a few percent.
@@ -36,6 +37,7 @@ type Options struct {
 	// NoExport leaves out the NFS export table.
 	NoExport bool
 	// ModTime is the superblock's modification time (seconds since the epoch).
+	// Entry mtimes outside squashfs's range (1970..2106) are clamped to it.
 	ModTime uint32
 	// Logger receives debug output; nil discards it.
 	Logger *slog.Logger

@@ -88,6 +88,11 @@ func WriteFile(ctx context.Context, name string, tree *rootfs.Tree, opts Options
 		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	ok = true
+	// The rename is durable only once the directory is.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	return st, nil
 }
 
@@ -141,6 +146,11 @@ func Write(ctx context.Context, w io.WriterAt, tree *rootfs.Tree, opts Options) 
 		return nil, err
 	}
 	b.stats.Fragments = uint32(len(dw.frags))
+	if o.Progress != nil {
+		// Duplicates and empty files never pass through the pipeline, so
+		// say "done" once everything has been placed.
+		o.Progress(b.stats.ContentBytes, b.stats.ContentBytes)
+	}
 
 	o.Logger.Debug("squashfs: writing metadata", "inodes", b.count)
 	b.inodeTab = newMetaWriter(comp)
@@ -214,6 +224,9 @@ func Write(ctx context.Context, w io.WriterAt, tree *rootfs.Tree, opts Options) 
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("write image: %w", err)
+	}
+	if out.err != nil {
+		return nil, fmt.Errorf("write image: %w", out.err)
 	}
 	if _, err := w.WriteAt(sb.marshal(), 0); err != nil {
 		return nil, fmt.Errorf("write superblock: %w", err)
