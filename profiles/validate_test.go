@@ -248,7 +248,17 @@ func asNobody(t *testing.T, test string) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The child runs in dir, with a copy of the one fixture it reads, so it
+	// does not depend on nobody being able to enter the checkout.
+	kernel := filepath.Join(dir, "testdata", "files", "vmlinuz")
+	if err := os.MkdirAll(filepath.Dir(kernel), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.v")
+	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
