@@ -159,6 +159,9 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 	if err := add("/etc/os-release", 0o644, 0, 0, osRelease(t, p)); err != nil {
 		return err
 	}
+	if err := addKeys(t, p, o.Epoch); err != nil {
+		return err
+	}
 	var svcs []services.Service
 	for _, s := range p.Services {
 		svcs = append(svcs, services.Service{

@@ -1,0 +1,22 @@
+// Package bundle reads and writes keel update bundles (DESIGN §5).
+//
+// A bundle is one stream, so it can be installed from a file, a pipe or an
+// HTTP body without a temporary copy and without seeking:
+//
+//	offset  size  field
+//	0       8     magic "KEELBNDL"
+//	8       4     format version, big-endian uint32 (1)
+//	12      4     manifest length M, big-endian uint32 (at most MaxManifest)
+//	16      4     signature length S, big-endian uint32 (0: unsigned, or 72)
+//	20      M     manifest: JSON, the exact bytes that are signed
+//	20+M    S     signature: key id (8 bytes) then ed25519 signature (64 bytes)
+//	20+M+S  ...   the artifacts' bytes, back to back, in the manifest's order
+//
+// The manifest lists the artifacts (rootfs, kernel, initrd: the order the
+// installer writes them) with their sizes and sha256. The key id is the first
+// 8 bytes of sha256 of the signing public key; it only picks which trusted
+// key to verify with, so a bundle signed by a key the reader does not trust
+// is told apart from one whose manifest was altered. Nothing but the
+// manifest is signed: the artifacts are bound to it by their hashes, checked
+// as they stream past.
+package bundle
