@@ -231,7 +231,7 @@ func (d *dataWriter) read(ctx context.Context, slots <-chan *slot, jobs chan<- *
 	}
 	seen := map[key]*fileData{}
 	frag := make([]byte, 0, bs)
-	small := make([]byte, bs)
+	small := make([]byte, bs+1) // one spare byte to see a file that grew
 
 	flushFrag := func() error {
 		if len(frag) == 0 {
@@ -267,10 +267,10 @@ func (d *dataWriter) read(ctx context.Context, slots <-chan *slot, jobs chan<- *
 			continue
 		}
 		if f.size < bs {
-			b := small[:f.size]
-			if err := readAll(f, b); err != nil {
+			if err := readAll(f, small); err != nil {
 				return err
 			}
+			b := small[:f.size]
 			k := key{f.size, sha256.Sum256(b)}
 			if orig, ok := seen[k]; ok {
 				f.dupOf = orig
@@ -348,16 +348,27 @@ func open(f *fileData) (io.ReadCloser, error) {
 	return r, nil
 }
 
+// readAll reads the whole small file into b, which has one spare byte
+// beyond f.size: a regular file read in one call returns short at its end,
+// so the usual case is a single read, with no second one to find EOF.
 func readAll(f *fileData, b []byte) error {
 	r, err := open(f)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if _, err := io.ReadFull(r, b); err != nil {
+	n, err := io.ReadAtLeast(r, b[:f.size+1], int(f.size))
+	switch {
+	case n > int(f.size):
+		return fmt.Errorf("read %s: %w (longer than %d bytes)", f.path, ErrSizeMismatch, f.size)
+	case err != nil && n < int(f.size):
 		return readErr(f, err)
+	case n == int(f.size) && err == nil:
+		// The read stopped exactly at the size without seeing EOF or a
+		// short read, so the file may go on.
+		return checkEOF(f, r)
 	}
-	return checkEOF(f, r)
+	return nil
 }
 
 func hashFile(f *fileData) ([32]byte, error) {
