@@ -12,9 +12,9 @@
 // are, and the loader must pass MODULE_INIT_COMPRESSED_FILE to
 // finit_module for the compressed ones.
 //
-// Only hard dependencies (modules.dep) are followed. Soft dependencies
-// (modules.softdep, e.g. ext4's "pre: crc32c") and aliases (modules.alias)
-// are not: a profile must name such modules itself.
+// Hard dependencies (modules.dep) are followed, and so are soft
+// pre-dependencies (modules.softdep, e.g. ext4's "pre: crypto-crc32c"),
+// resolved through modules.alias, so the load list is what modprobe loads.
 package kmod
 
 import (
@@ -25,6 +25,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -98,6 +99,11 @@ type index struct {
 	byName  map[string]*Module
 	byPath  map[string]*Module
 	builtin map[string]bool
+	// softPre maps a module to the names (module names or aliases) that
+	// modules.softdep says to load before it ("softdep ext4 pre:
+	// crypto-crc32c"); aliases maps an alias to modules, from modules.alias.
+	softPre map[string][]string
+	aliases map[string][]string
 	// source names where the dependencies come from, for errors.
 	source string
 	// loadDeps, when set, fills in a module's Deps the first time the
@@ -107,7 +113,8 @@ type index struct {
 }
 
 func newIndex() *index {
-	return &index{byName: map[string]*Module{}, byPath: map[string]*Module{}, builtin: map[string]bool{}}
+	return &index{byName: map[string]*Module{}, byPath: map[string]*Module{}, builtin: map[string]bool{},
+		softPre: map[string][]string{}, aliases: map[string][]string{}}
 }
 
 // Resolve reads modDir/modules.dep and modDir/modules.builtin and returns
@@ -188,6 +195,19 @@ func (r *resolver) visit(name string) error {
 	}
 	r.state[name] = visiting
 	r.stack = append(r.stack, name)
+	// Soft pre-dependencies first, as modprobe does: ext4 needs a crc32c
+	// driver at mount time without linking to one. One that resolves to
+	// nothing (built in, or absent) is skipped, as modprobe skips it.
+	for _, soft := range r.idx.softPre[name] {
+		for _, dep := range r.idx.resolveSoft(soft) {
+			if r.state[dep] == visiting {
+				continue // a soft dependency never makes a cycle
+			}
+			if err := r.visit(dep); err != nil {
+				return err
+			}
+		}
+	}
 	// modprobe loads a line's dependencies from the last to the first;
 	// following that order keeps ours the same as modprobe's.
 	for i := len(m.Deps) - 1; i >= 0; i-- {
@@ -223,6 +243,23 @@ func readIndex(modDir string) (*index, error) {
 			return nil, fmt.Errorf("%s: %w", depFile, err)
 		}
 		idx.source = depFile
+	}
+	for _, opt := range []struct {
+		name  string
+		parse func(io.Reader, *index) error
+	}{{"modules.softdep", parseSoftdep}, {"modules.alias", parseAlias}} {
+		f, err := os.Open(filepath.Join(modDir, opt.name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // optional: without it, no soft dependencies
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading kernel modules: %w", err)
+		}
+		err = opt.parse(f, idx)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(modDir, opt.name), err)
+		}
 	}
 	builtinFile := filepath.Join(modDir, "modules.builtin")
 	bf, err := os.Open(builtinFile)
@@ -331,4 +368,62 @@ func checkPath(p string) error {
 		return fmt.Errorf("module path %q is not a clean path inside the modules directory", p)
 	}
 	return nil
+}
+
+// parseSoftdep reads modules.softdep lines "softdep MODULE pre: A B post: C".
+// Only pre-dependencies matter for loading a module; names before any
+// "pre:" or "post:" count as pre, as modprobe reads them.
+func parseSoftdep(r io.Reader, idx *index) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[0] != "softdep" {
+			continue
+		}
+		mod, pre := Name(f[1]), true
+		for _, w := range f[2:] {
+			switch w {
+			case "pre:":
+				pre = true
+			case "post:":
+				pre = false
+			default:
+				if pre {
+					idx.softPre[mod] = append(idx.softPre[mod], w)
+				}
+			}
+		}
+	}
+	return sc.Err()
+}
+
+// parseAlias reads modules.alias lines "alias ALIAS MODULE", keeping the
+// file's order, which is the order modprobe loads an alias's modules in.
+func parseAlias(r io.Reader, idx *index) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 || f[0] != "alias" {
+			continue
+		}
+		idx.aliases[f[1]] = append(idx.aliases[f[1]], Name(f[2]))
+	}
+	return sc.Err()
+}
+
+// resolveSoft turns a soft dependency (a module name or an alias) into the
+// loadable modules it names.
+func (idx *index) resolveSoft(name string) []string {
+	if _, ok := idx.byName[Name(name)]; ok {
+		return []string{Name(name)}
+	}
+	var out []string
+	for _, m := range idx.aliases[name] {
+		if _, ok := idx.byName[m]; ok && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
