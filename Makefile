@@ -9,16 +9,20 @@ export CGO_ENABLED := 0
 KEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keel
 export KEEL_CACHE
 
-.PHONY: all keel keel-init test bench example fmt clean
+.PHONY: all keel keel-init keelctl test bench example fmt clean
 
 all: keel
 
 keel-init:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keel-init ./cmd/keel-init
 
-# keel embeds keel-init, so `keel build` needs nothing else installed.
-keel: keel-init
+keelctl:
+	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keelctl ./cmd/keelctl
+
+# keel embeds keel-init and keelctl, so `keel build` needs nothing else installed.
+keel: keel-init keelctl
 	cp bin/keel-init cmd/keel/assets/keel-init
+	cp bin/keelctl cmd/keel/assets/keelctl
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keel ./cmd/keel
 
 # Every test, including those that check images with the real tools
@@ -43,4 +47,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin out cmd/keel/assets/keel-init
+	rm -rf bin out cmd/keel/assets/keel-init cmd/keel/assets/keelctl

@@ -1,7 +1,8 @@
 // Package bootloader is the small interface every keel boot loader
 // implements, and the registry that picks one by name. Slot switching is
 // done only through boot entries, so a loader needs to do little: install
-// itself, and write the entry for a slot (DESIGN §4).
+// itself, write the entry for a slot, and read and change the entries'
+// state (DESIGN §4).
 package bootloader
 
 import (
@@ -20,6 +21,17 @@ type ESP interface {
 	ReadFile(path string) ([]byte, error)
 	Rename(oldPath, newPath string) error
 	Remove(path string) error
+}
+
+// DirESP is an ESP that can also list a directory and make what was
+// written durable: what updating and blessing need beyond building.
+// bootloader/espfat adapts a *fat.FS, bootloader/espdir a mounted ESP.
+type DirESP interface {
+	ESP
+	// ReadDir lists the names in the directory at path (not "." and "..").
+	ReadDir(path string) ([]string, error)
+	// Sync makes everything written so far durable.
+	Sync() error
 }
 
 // Entry is what boots one slot.
@@ -41,6 +53,45 @@ type Bootloader interface {
 	Install(esp ESP) error
 	// WriteEntry writes e durably: through a temporary name and a rename.
 	WriteEntry(esp ESP, e Entry) error
+}
+
+// EntryState is an entry found on the ESP, with its boot counter.
+type EntryState struct {
+	Entry
+	File      string // file name, e.g. keel-b+2-1.conf
+	TriesDone int    // trial boots already made (the counter's -M)
+	// Counted means the name carries a counter: a trial (Tries > 0) or,
+	// with no tries left, a bad entry.
+	Counted bool
+}
+
+// State is "good" (blessed), "trial" (tries left) or "bad" (none left).
+func (s EntryState) State() string {
+	switch {
+	case !s.Counted:
+		return "good"
+	case s.Tries > 0:
+		return "trial"
+	}
+	return "bad"
+}
+
+// Manager reads and changes the entries on an ESP: what installing an
+// update, blessing a boot and rolling back need.
+type Manager interface {
+	// WriteEntry writes e durably: through a temporary name and a rename.
+	WriteEntry(esp ESP, e Entry) error
+	// Entries lists the slots' entries, newest generation first.
+	Entries(esp DirESP) ([]EntryState, error)
+	// RemoveEntry makes every entry of slot unbootable and deletes it.
+	RemoveEntry(esp DirESP, slot string) error
+	// MarkGood blesses slot's entry: no counter, it boots for good.
+	MarkGood(esp DirESP, slot string) error
+	// MarkBad leaves slot's entry no tries, so the loader falls back.
+	MarkBad(esp DirESP, slot string) error
+	// Cleanup removes what an interrupted change left behind and says
+	// what it did, one line per file.
+	Cleanup(esp DirESP) ([]string, error)
 }
 
 // Factory makes a Bootloader from loader-specific options (e.g. the path of

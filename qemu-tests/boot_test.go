@@ -28,11 +28,12 @@ import (
 
 const epoch = "1700000000"
 
-// tools builds keel and keel-init from this tree, as `make` does.
+// tools builds keel, keel-init and keelctl from this tree, as `make` does;
+// keelctl stays next to keel (see keelCmd).
 func tools(t *testing.T) (keel string, initBin []byte) {
 	t.Helper()
 	dir := t.TempDir()
-	for _, c := range []struct{ out, pkg string }{{"keel-init", "./cmd/keel-init"}, {"keel", "./cmd/keel"}} {
+	for _, c := range []struct{ out, pkg string }{{"keel-init", "./cmd/keel-init"}, {"keelctl", "./cmd/keelctl"}, {"keel", "./cmd/keel"}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, c.out), c.pkg)
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -47,9 +48,12 @@ func tools(t *testing.T) (keel string, initBin []byte) {
 	return filepath.Join(dir, "keel"), b
 }
 
+// keelctlPath is the keelctl tools built beside keel.
+func keelctlPath(keel string) string { return filepath.Join(filepath.Dir(keel), "keelctl") }
+
 func keelCmd(keel, initPath, cache string, args ...string) *exec.Cmd {
 	cmd := exec.Command(keel, args...)
-	cmd.Env = append(os.Environ(), "KEEL_CACHE="+cache, "KEEL_INIT="+initPath, "SOURCE_DATE_EPOCH="+epoch)
+	cmd.Env = append(os.Environ(), "KEEL_CACHE="+cache, "KEEL_INIT="+initPath, "KEEL_CTL="+keelctlPath(keel), "SOURCE_DATE_EPOCH="+epoch)
 	return cmd
 }
 
@@ -103,7 +107,7 @@ func TestBuildAndBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("tools", func(t *testing.T) { checkWithTools(t, disk, rep) })
-	t.Run("squashfs matches tree", func(t *testing.T) { checkRootListing(t, disk, rep, initBin, cache) })
+	t.Run("squashfs matches tree", func(t *testing.T) { checkRootListing(t, disk, rep, initBin, keelctlPath(keel), cache) })
 
 	// Two boots: the second must read what the first wrote to /var.
 	for boot := 1; boot <= 2; boot++ {
@@ -253,13 +257,17 @@ func checkWithTools(t *testing.T, disk string, r *inspect.Report) {
 
 // checkRootListing compares `unsquashfs -lln` of slot A with the tree the
 // profile assembles to.
-func checkRootListing(t *testing.T, disk string, r *inspect.Report, initBin []byte, cache string) {
+func checkRootListing(t *testing.T, disk string, r *inspect.Report, initBin []byte, keelctl, cache string) {
 	t.Setenv("KEEL_CACHE", cache)
+	ctl, err := os.ReadFile(keelctl)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := profiles.Load("testdata/boot.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := assemble.Tree(context.Background(), p, assemble.Options{KeelInit: initBin, Epoch: 1700000000})
+	tree, err := assemble.Tree(context.Background(), p, assemble.Options{KeelInit: initBin, Keelctl: ctl, Epoch: 1700000000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,8 @@ func init() {
 
 // Loader is systemd-boot.
 type Loader struct {
-	efi []byte
+	Entries // managing entries needs no EFI binary
+	efi     []byte
 }
 
 // New reads the systemd-boot EFI binary at efiPath (DefaultEFI if empty).
@@ -102,7 +103,7 @@ func FormatEntry(e bootloader.Entry) string {
 
 // WriteEntry writes the entry for e.Slot through a temporary name that
 // systemd-boot ignores (it reads only *.conf), then renames it into place.
-func (l *Loader) WriteEntry(esp bootloader.ESP, e bootloader.Entry) error {
+func (Entries) WriteEntry(esp bootloader.ESP, e bootloader.Entry) error {
 	if e.Slot != "a" && e.Slot != "b" {
 		return fmt.Errorf("write entry: unknown slot %q", e.Slot)
 	}

@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf16"
 
+	"keel/bootloader"
+	"keel/bootloader/espdir"
+	"keel/bootloader/systemdboot"
 	"keel/rootfs/services"
 )
 
@@ -45,20 +50,78 @@ func readEFIStringVar(dir, name string) (string, error) {
 	return string(utf16.Decode(u)), nil
 }
 
-// blesser records the verdict where the boot loader sees it. Marking
-// needs the ESP and the boot loader's entry naming (bootloader package,
-// issue 4); until that lands, logBlesser only reports.
+// blesser records the verdict where the boot loader sees it.
 type blesser interface {
 	markGood(countPath string) error
 	markBad(countPath string) error
 }
 
-var errBlessingNotImplemented = errors.New("not implemented yet (needs the bootloader package)")
+// espBlesser renames the booted entry on the ESP (DESIGN §4): good drops
+// the counter (keel-b+2-1.conf → keel-b.conf), bad leaves no tries
+// (keel-b+0-1.conf), as systemd-bless-boot does.
+type espBlesser struct{}
 
-type logBlesser struct{}
+func (espBlesser) markGood(countPath string) error {
+	return markEntry(countPath, systemdboot.Entries{}.MarkGood)
+}
 
-func (logBlesser) markGood(string) error { return errBlessingNotImplemented }
-func (logBlesser) markBad(string) error  { return errBlessingNotImplemented }
+func (espBlesser) markBad(countPath string) error {
+	return markEntry(countPath, systemdboot.Entries{}.MarkBad)
+}
+
+// markEntry renames the entry LoaderBootCountPath names
+// ("\loader\entries\keel-b+2-1.conf"). The slot comes from that name, so
+// the entry changed is the one systemd-boot counted this boot with.
+func markEntry(countPath string, mark func(bootloader.DirESP, string) error) error {
+	esp, err := mountESP()
+	if err != nil {
+		return err
+	}
+	return markEntryOn(esp, countPath, mark)
+}
+
+func markEntryOn(esp bootloader.DirESP, countPath string, mark func(bootloader.DirESP, string) error) error {
+	file := path.Base(strings.ReplaceAll(countPath, "\\", "/"))
+	slot, _, _, _, ok := systemdboot.ParseName(file)
+	if !ok {
+		return fmt.Errorf("LoaderBootCountPath %q does not name a keel entry", countPath)
+	}
+	if _, err := esp.ReadFile(path.Join(systemdboot.EntriesDir, file)); err != nil {
+		return fmt.Errorf("the booted entry %s: %w", file, err)
+	}
+	return mark(esp, slot)
+}
+
+// mountESP mounts the ESP of the disk this root runs from at
+// /run/keel/esp, with dirsync, as keelctl does.
+func mountESP() (bootloader.DirESP, error) {
+	dev, err := espdir.FindDevice("/sys", "/")
+	if err != nil {
+		return nil, fmt.Errorf("finding the ESP: %w", err)
+	}
+	if err := espdir.Mount(dev.ESP, espdir.MountPoint); err != nil {
+		return nil, err
+	}
+	return espdir.Dir{Root: espdir.MountPoint}, nil
+}
+
+// cleanESP removes what an interrupted install, bless or rollback left on
+// the ESP (temporary files, empty or duplicate entries), once per boot
+// before anything else changes it. A system without a keel ESP is fine.
+func cleanESP(con *console) {
+	esp, err := mountESP()
+	if err != nil {
+		con.logf("ESP: %v; leftovers of an interrupted update are not cleaned", err)
+		return
+	}
+	done, err := systemdboot.Entries{}.Cleanup(esp)
+	for _, d := range done {
+		con.logf("ESP cleanup: %s", d)
+	}
+	if err != nil {
+		con.logf("WARNING: ESP cleanup: %v", err)
+	}
+}
 
 // healthJudge connects a healthTracker to the supervisor's events and a
 // timer, and acts once on the verdict: mark good; or mark bad and, on a
@@ -126,6 +189,8 @@ func (j *healthJudge) decideLocked() {
 		if j.countPath != "" {
 			if err := j.blesser.markGood(j.countPath); err != nil {
 				j.logf("health: marking the boot good: %v", err)
+			} else {
+				j.logf("health: entry blessed: the loader keeps booting this slot")
 			}
 		}
 	case unhealthy:
@@ -136,6 +201,8 @@ func (j *healthJudge) decideLocked() {
 		}
 		if err := j.blesser.markBad(j.countPath); err != nil {
 			j.logf("health: marking the boot bad: %v", err)
+		} else {
+			j.logf("health: entry marked bad: no tries left")
 		}
 		j.logf("health: rebooting so the boot loader falls back")
 		j.reboot()

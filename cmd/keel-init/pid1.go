@@ -55,6 +55,9 @@ func pid1Main(con *console) error {
 		slot = slotFromCmdline(string(cmdline))
 	}
 	con.logf("%d service(s), slot %s", len(svcs), firstNonEmpty(slot, "unknown"))
+	if slot != "" {
+		cleanESP(con)
+	}
 
 	// Signals first: a child that exits before Notify would stay a zombie
 	// until the next SIGCHLD, and a poweroff sent early would be lost.
@@ -177,5 +180,5 @@ func setUpHealth(con *console, reboot func()) *healthJudge {
 	}
 	con.logf("health: judging the boot: %v must stay up for %v; try counter: %s",
 		h.Require, h.EffectiveGrace(), firstNonEmpty(countPath, "none"))
-	return newHealthJudge(h, countPath, logBlesser{}, con.logf, reboot)
+	return newHealthJudge(h, countPath, espBlesser{}, con.logf, reboot)
 }

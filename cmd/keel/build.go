@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,12 +12,14 @@ import (
 	"golang.org/x/term"
 
 	"keel/image/build"
+	"keel/image/bundle"
 	"keel/profiles"
 )
 
 type buildOptions struct {
 	output  string
 	workers int
+	signKey string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -29,19 +32,29 @@ entry for slot A, the root squashfs in slot A, an empty slot B, and an ext4
 data partition mounted at /var.
 
 The image is written to a temporary file beside the output and renamed into
-place only when the build succeeded. Two builds of the same profile with the
+place only when the build succeeded. With --sign-key, the update bundle of
+the same build is written beside it as NAME-VERSION.keel (see keel key
+generate and keel bundle inspect). Two builds of the same profile with the
 same inputs give identical bytes: every timestamp is SOURCE_DATE_EPOCH (0 when
 unset), every GUID is derived from the profile's name.
 
 Exit codes: 0 success, 1 build failure, 2 bad usage or bad profile.`,
 		Example: `  keel build profiles/examples/busybox.yaml -o out/busybox.img
-  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) keel build my.yaml -o my.img`,
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) keel build my.yaml -o my.img
+  keel build my.yaml -o out/my.img --sign-key release.key   # also out/NAME-VERSION.keel`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			p, err := profiles.Load(args[0])
 			if err != nil {
 				return err
+			}
+			// Read the key first: a bad key path should not cost a build.
+			var key ed25519.PrivateKey
+			if o.signKey != "" {
+				if key, err = bundle.ReadPrivateKey(o.signKey); err != nil {
+					return usageError{err}
+				}
 			}
 			epoch, err := sourceDateEpoch()
 			if err != nil {
@@ -60,9 +73,14 @@ Exit codes: 0 success, 1 build failure, 2 bad usage or bad profile.`,
 			if err != nil {
 				return err
 			}
+			ctl, err := keelctl(ctx)
+			if err != nil {
+				return err
+			}
 			res, err := build.Build(ctx, p, build.Options{
-				Output: o.output, KeelInit: init, ApplyImage: applyImage(g, p.Arch),
+				Output: o.output, KeelInit: init, Keelctl: ctl, ApplyImage: applyImage(g, p.Arch),
 				Epoch: epoch, Workers: o.workers, Logger: g.logger(), Progress: stageProgress(),
+				SignKey: key,
 			})
 			if err != nil {
 				return err
@@ -73,6 +91,7 @@ Exit codes: 0 success, 1 build failure, 2 bad usage or bad profile.`,
 	}
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "disk image to write (default NAME.img)")
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "compressing goroutines (0: one per CPU)")
+	cmd.Flags().StringVar(&o.signKey, "sign-key", "", "private key file: also write the signed update bundle NAME-VERSION.keel")
 	return cmd
 }
 
@@ -117,6 +136,11 @@ func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "disk %s; boot it with: keel run %s\n", profiles.Size(r.Layout.Size), shellQuote(r.Output))
+	if r.Bundle != "" {
+		fmt.Fprintf(w, "update bundle %s, build id %s\n", r.Bundle, r.BuildID)
+	} else {
+		fmt.Fprintln(w, "no update bundle: pass --sign-key KEY to write one (make a key with: keel key generate NAME)")
+	}
 }
 
 func shellQuote(s string) string {

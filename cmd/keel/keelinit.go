@@ -35,14 +35,16 @@ func keelInit(ctx context.Context) ([]byte, error) {
 			return b, nil
 		}
 	}
-	b, err := buildKeelInit(ctx)
+	b, err := buildStatic(ctx, "keel-init")
 	if err != nil {
 		return nil, fmt.Errorf("keel-init not found (not embedded, not next to keel, KEEL_INIT unset) and could not be built: %w", err)
 	}
 	return b, nil
 }
 
-func buildKeelInit(ctx context.Context) ([]byte, error) {
+// buildStatic builds ./cmd/<name> statically from the source tree this
+// command runs in.
+func buildStatic(ctx context.Context, name string) ([]byte, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return nil, err
@@ -55,13 +57,13 @@ func buildKeelInit(ctx context.Context) ([]byte, error) {
 	if path != "keel" {
 		return nil, errors.New("not inside keel's source tree")
 	}
-	tmp, err := os.MkdirTemp("", "keel-init-*")
+	tmp, err := os.MkdirTemp("", name+"-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	out := filepath.Join(tmp, "keel-init")
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/keel-init")
+	out := filepath.Join(tmp, name)
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/"+name)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -56,10 +56,13 @@ automatic fallback.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newBuildCmd(g),
+		newBundleCmd(),
 		newInspectCmd(),
+		newKeyCmd(),
 		newMksquashfsCmd(g),
 		newRunCmd(),
 		newSchemaCmd(),
+		newUpdateCmd(g),
 		newVersionCmd(),
 	)
 	return root

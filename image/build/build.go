@@ -7,6 +7,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"keel/image/disk"
 	"keel/image/ext4"
 	"keel/image/fat"
+	"keel/image/install"
 	"keel/profiles"
 	"keel/rootfs"
 	"keel/rootfs/assemble"
@@ -34,6 +36,7 @@ import (
 type Options struct {
 	Output   string // disk image path
 	KeelInit []byte // the static keel-init binary
+	Keelctl  []byte // the static keelctl binary, for /usr/bin/keelctl (nil: none)
 	// ApplyImage applies an OCI image onto a tree (nil: no image sources).
 	ApplyImage func(ctx context.Context, t *rootfs.Tree, ref string) error
 	// Epoch is SOURCE_DATE_EPOCH: every timestamp in the image.
@@ -42,18 +45,27 @@ type Options struct {
 	Logger  *slog.Logger
 	// Progress reports the stage and, while writing the root, bytes done.
 	Progress func(stage string, done, total int64)
+	// SignKey, when set, makes Build also write a signed update bundle of
+	// the same build (DESIGN §5).
+	SignKey ed25519.PrivateKey
+	// Bundle is where the bundle goes; empty means NAME-VERSION.keel
+	// beside Output.
+	Bundle string
 }
 
 // Result describes a finished build.
 type Result struct {
 	Output       string
 	Layout       *disk.Layout
+	RootOffset   int64 // where slot A (and its squashfs) starts on the disk
 	RootBytes    int64 // squashfs size
 	ContentBytes int64 // file content in the root tree
 	Inodes       uint32
 	KernelBytes  int64
 	InitrdBytes  int64
 	Modules      int
+	Bundle       string // the update bundle written, if any
+	BuildID      string // the bundle's build id, if one was written
 	Duration     time.Duration
 }
 
@@ -80,7 +92,7 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	}
 
 	stage("assembling root tree")
-	tree, err := assemble.Tree(ctx, p, assemble.Options{KeelInit: o.KeelInit, ApplyImage: o.ApplyImage, Epoch: o.Epoch, Logger: o.Logger})
+	tree, err := assemble.Tree(ctx, p, assemble.Options{KeelInit: o.KeelInit, Keelctl: o.Keelctl, ApplyImage: o.ApplyImage, Epoch: o.Epoch, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +118,8 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		return nil, err
 	}
 
-	res := &Result{Output: o.Output, Layout: layout, Modules: nmods}
 	a, _ := layout.Slot("a")
+	res := &Result{Output: o.Output, Layout: layout, Modules: nmods, RootOffset: a.Start}
 	options := []string{"root=PARTUUID=" + strings.ToLower(a.GUID), "keel.slot=a"}
 	if !assemble.HasInit(tree) {
 		options = append(options, "init="+assemble.InitPath)
@@ -166,6 +178,11 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 			if res.InitrdBytes, err = copyInto(esp, "/keel/a/initrd", initrdPath); err != nil {
 				return err
 			}
+			// What the slot holds, for the installer's checks and keelctl status.
+			im := install.Image{Name: p.Name, Version: p.Version, Compatible: p.Compatible, Arch: p.Arch, Tries: p.Update.Tries}
+			if err := install.WriteImage(esp, "a", im); err != nil {
+				return err
+			}
 			if err := loader.WriteEntry(esp, entry); err != nil {
 				return err
 			}
@@ -183,6 +200,14 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	}
 	if _, err := disk.Write(ctx, o.Output, contents); err != nil {
 		return nil, err
+	}
+	// The bundle is made while the initrd still exists in tmp, from the
+	// same files the disk got.
+	if o.SignKey != nil {
+		stage("writing update bundle")
+		if err := writeBundle(ctx, p, o, res, kernel, initrdPath); err != nil {
+			return nil, fmt.Errorf("disk image %s is written, but not its bundle: %w", o.Output, err)
+		}
 	}
 	res.Duration = time.Since(start)
 	return res, nil

@@ -23,10 +23,16 @@ import (
 // init= at it when the image has no init of its own.
 const InitPath = "/usr/lib/keel/keel-init"
 
+// KeelctlPath is where keelctl lives in every image.
+const KeelctlPath = "/usr/bin/keelctl"
+
 // Options are the inputs of assembly that do not come from the profile.
 type Options struct {
 	// KeelInit is the static keel-init binary.
 	KeelInit []byte
+	// Keelctl is the static keelctl binary, installed as KeelctlPath; nil
+	// leaves it out.
+	Keelctl []byte
 	// ApplyImage applies an OCI image's layers onto t. Nil means the
 	// profile may not use image sources.
 	ApplyImage func(ctx context.Context, t *rootfs.Tree, ref string) error
@@ -183,6 +189,11 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 	for _, f := range append(t.Children(services.Dir), "..", "../health.json") {
 		if e, ok := t.Get(path.Join(services.Dir, f)); ok {
 			e.Mtime = o.Epoch
+		}
+	}
+	if len(o.Keelctl) > 0 {
+		if err := add(KeelctlPath, 0o755, 0, 0, o.Keelctl); err != nil {
+			return err
 		}
 	}
 	if len(o.KeelInit) == 0 {

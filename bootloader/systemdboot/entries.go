@@ -1,0 +1,229 @@
+package systemdboot
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"keel/bootloader"
+)
+
+// EntriesDir is where systemd-boot reads Type #1 entries.
+const EntriesDir = "/loader/entries"
+
+// Entries manages keel's entries on an ESP. It needs no EFI binary, so a
+// device (keelctl, keel-init) uses it alone; Loader embeds it.
+type Entries struct{}
+
+var _ bootloader.Manager = Entries{}
+
+// ErrNoEntry is returned when a slot has no entry to change.
+var ErrNoEntry = errors.New("no boot entry")
+
+// ParseName reads a keel entry's file name: keel-b+2-1.conf is slot b, 2
+// tries left, 1 done, counted. ok is false for any other name.
+func ParseName(file string) (slot string, left, done int, counted, ok bool) {
+	stem, isConf := strings.CutSuffix(file, ".conf")
+	stem, isKeel := strings.CutPrefix(stem, "keel-")
+	if !isConf || !isKeel {
+		return "", 0, 0, false, false
+	}
+	slot, counter, counted := strings.Cut(stem, "+")
+	if !validSlot(slot) {
+		return "", 0, 0, false, false
+	}
+	if counted {
+		l, d, hasDone := strings.Cut(counter, "-")
+		var err error
+		if left, err = strconv.Atoi(l); err != nil || left < 0 {
+			return "", 0, 0, false, false
+		}
+		if hasDone {
+			if done, err = strconv.Atoi(d); err != nil || done < 0 {
+				return "", 0, 0, false, false
+			}
+		}
+	}
+	return slot, left, done, counted, true
+}
+
+func validSlot(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseEntry reads an entry file. It fails on a name that is not keel's
+// or a body without a kernel (an empty file left by a power cut).
+func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
+	slot, left, done, counted, ok := ParseName(file)
+	if !ok {
+		return bootloader.EntryState{}, fmt.Errorf("%s: not a keel entry name", file)
+	}
+	st := bootloader.EntryState{File: file, TriesDone: done, Counted: counted}
+	st.Slot, st.Tries = slot, left
+	for _, line := range strings.Split(string(body), "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "title":
+			st.Title = v
+		case "version":
+			st.Generation, _ = strconv.Atoi(v)
+		case "linux":
+			st.Kernel = v
+		case "initrd":
+			st.Initrd = v
+		case "options":
+			st.Options = v
+		}
+	}
+	if st.Kernel == "" {
+		return bootloader.EntryState{}, fmt.Errorf("%s: no linux line (empty or damaged entry)", file)
+	}
+	return st, nil
+}
+
+// Entries lists every well-formed keel entry, newest generation first;
+// on a tie the one Cleanup keeps comes first.
+func (Entries) Entries(esp bootloader.DirESP) ([]bootloader.EntryState, error) {
+	names, err := esp.ReadDir(EntriesDir)
+	if err != nil {
+		return nil, fmt.Errorf("list boot entries: %w", err)
+	}
+	var out []bootloader.EntryState
+	for _, n := range names {
+		if _, _, _, _, ok := ParseName(n); !ok {
+			continue
+		}
+		b, err := esp.ReadFile(path.Join(EntriesDir, n))
+		if err != nil {
+			return nil, fmt.Errorf("read boot entry %s: %w", n, err)
+		}
+		if st, err := ParseEntry(n, b); err == nil {
+			out = append(out, st)
+		}
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+// sortEntries orders by generation, newest first; among equal generations
+// a blessed entry, then a bad one, then a trial: an interrupted rename
+// (bless or mark bad) is finished rather than undone.
+func sortEntries(es []bootloader.EntryState) {
+	rank := map[string]int{"good": 0, "bad": 1, "trial": 2}
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Generation != es[j].Generation {
+			return es[i].Generation > es[j].Generation
+		}
+		if ri, rj := rank[es[i].State()], rank[es[j].State()]; ri != rj {
+			return ri < rj
+		}
+		return es[i].File < es[j].File
+	})
+}
+
+// slotEntry is the entry that boots slot: its newest.
+func (m Entries) slotEntry(esp bootloader.DirESP, slot string) (bootloader.EntryState, error) {
+	es, err := m.Entries(esp)
+	if err != nil {
+		return bootloader.EntryState{}, err
+	}
+	for _, e := range es {
+		if e.Slot == slot {
+			return e, nil
+		}
+	}
+	return bootloader.EntryState{}, fmt.Errorf("slot %s: %w", slot, ErrNoEntry)
+}
+
+// MarkGood renames slot's entry to its name without a counter, which is
+// what systemd-bless-boot does: keel-b+2-1.conf → keel-b.conf.
+func (m Entries) MarkGood(esp bootloader.DirESP, slot string) error {
+	e, err := m.slotEntry(esp, slot)
+	if err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	if !e.Counted {
+		return nil
+	}
+	return m.rename(esp, e.File, EntryName(slot, 0))
+}
+
+// MarkBad renames slot's entry to +0-<done>: systemd-boot sorts it last and
+// boots the other slot's entry instead.
+func (m Entries) MarkBad(esp bootloader.DirESP, slot string) error {
+	e, err := m.slotEntry(esp, slot)
+	if err != nil {
+		return fmt.Errorf("mark bad: %w", err)
+	}
+	if e.State() == "bad" {
+		return nil
+	}
+	return m.rename(esp, e.File, fmt.Sprintf("keel-%s+0-%d.conf", slot, e.TriesDone))
+}
+
+func (Entries) rename(esp bootloader.DirESP, from, to string) error {
+	if err := esp.Rename(path.Join(EntriesDir, from), path.Join(EntriesDir, to)); err != nil {
+		return fmt.Errorf("rename boot entry %s to %s: %w", from, to, err)
+	}
+	if err := esp.Sync(); err != nil {
+		return fmt.Errorf("rename boot entry %s: %w", from, err)
+	}
+	return nil
+}
+
+// RemoveEntry takes every entry of slot out of the loader's sight by
+// renaming it to a name without .conf, syncs, and only then deletes it
+// (DESIGN §4 step 1): a cut during the delete leaves at worst lost
+// clusters, never a half-removed entry that still boots.
+func (Entries) RemoveEntry(esp bootloader.DirESP, slot string) error {
+	names, err := esp.ReadDir(EntriesDir)
+	if err != nil {
+		return fmt.Errorf("remove entry of slot %s: %w", slot, err)
+	}
+	var gone []string
+	for _, n := range names {
+		if s, _, _, _, ok := ParseName(n); !ok || s != slot {
+			continue
+		}
+		del := path.Join(EntriesDir, n+delSuffix)
+		if err := esp.Rename(path.Join(EntriesDir, n), del); err != nil {
+			return fmt.Errorf("remove entry %s: %w", n, err)
+		}
+		gone = append(gone, del)
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	if err := esp.Sync(); err != nil {
+		return fmt.Errorf("remove entry of slot %s: %w", slot, err)
+	}
+	for _, p := range gone {
+		if err := esp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove entry %s: %w", p, err)
+		}
+	}
+	if err := esp.Sync(); err != nil {
+		return fmt.Errorf("remove entry of slot %s: %w", slot, err)
+	}
+	return nil
+}
+
+// Suffixes of names that an interrupted change leaves and Cleanup handles.
+const (
+	tmpSuffix   = ".tmp"   // written, not yet renamed into place
+	delSuffix   = ".del"   // taken out of use, not yet deleted
+	staleSuffix = ".stale" // kept: it may share clusters with a live file
+)

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"keel/image/bundle"
+	"keel/image/install"
+)
+
+// KeyDir holds the public keys an image trusts (assemble bakes the
+// profile's update.keys there).
+const KeyDir = "/etc/keel/keys"
+
+type installOptions struct {
+	keys           []string
+	allowDowngrade bool
+	tries          int
+}
+
+func newInstallCmd(g *globals) *cobra.Command {
+	o := &installOptions{}
+	cmd := &cobra.Command{
+		Use:   "install FILE|-|URL",
+		Short: "Install an update bundle into the other slot and make it the next boot's trial",
+		Long: `Install a signed update bundle into the slot that is not running, streaming
+it from a file, standard input (-) or an http(s) URL without a temporary copy.
+
+Before anything is written the bundle's signature must verify with a key in
+` + KeyDir + ` (or --key), and its compatible string, architecture and version
+must suit the running image. The running slot must be blessed (good). Then
+the other slot's entry is removed, its partition, kernel and initrd written
+and checked, and a trial entry keel-<slot>+<tries>.conf written: reboot to
+try it. If it does not come up healthy, the loader falls back by itself.
+
+Exit codes: 0 installed, 1 failed (the running slot is untouched), 2 bad
+usage, 3 bundle refused (nothing written).`,
+		Example: `  keelctl install /var/updates/busybox-2.0.0.keel
+  curl -s https://updates.example/busybox.keel | keelctl install -
+  keelctl install https://updates.example/busybox-2.0.0.keel`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			trusted, err := trustedKeys(o.keys)
+			if err != nil {
+				return err
+			}
+			src, err := openSource(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			b, err := bundle.Open(src, trusted)
+			if err != nil {
+				return fmt.Errorf("bundle %s refused: %w", args[0], err)
+			}
+			m := b.Manifest
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "bundle %s %s (build %s), signed by key %s, %s\n", m.Name, m.Version, m.BuildID, b.KeyID, human(m.Total()))
+			sys, err := openSystem(g, true)
+			if err != nil {
+				return err
+			}
+			defer sys.close()
+			fmt.Fprintf(out, "running %s %s from slot %s\n", sys.Running.Name, sys.Running.Version, sys.Booted)
+			res, err := install.Install(cmd.Context(), sys.Target, b, install.Options{
+				Tries: o.tries, AllowDowngrade: o.allowDowngrade, Progress: progressPrinter(out),
+			})
+			if err != nil {
+				return fmt.Errorf("install %s: %w", args[0], err)
+			}
+			fmt.Fprintf(out, "installed %s %s into slot %s: entry %s, generation %d; reboot to try it\n",
+				res.Image.Name, res.Image.Version, res.Slot, res.Entry, res.Generation)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&o.keys, "key", nil, "trusted public key file (repeatable; default: "+KeyDir+"/*.pub)")
+	cmd.Flags().BoolVar(&o.allowDowngrade, "allow-downgrade", false, "install a version older than the running one")
+	cmd.Flags().IntVar(&o.tries, "tries", 0, "trial boots before falling back (default: the image's update.tries)")
+	return cmd
+}
+
+func trustedKeys(files []string) ([]ed25519.PublicKey, error) {
+	if len(files) == 0 {
+		keys, err := bundle.ReadKeyDir(KeyDir)
+		if err != nil {
+			return nil, fmt.Errorf("reading trusted keys: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("no trusted keys in %s: this image accepts no bundles (give --key)", KeyDir)
+		}
+		return keys, nil
+	}
+	var keys []ed25519.PublicKey
+	for _, f := range files {
+		k, err := bundle.ReadPublicKey(f)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// openSource opens a bundle from a file, stdin ("-") or an http(s) URL,
+// all as a stream: the manifest gives the sizes.
+func openSource(ctx context.Context, arg string) (io.ReadCloser, error) {
+	switch {
+	case arg == "-":
+		return io.NopCloser(os.Stdin), nil
+	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, arg, nil)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("download: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("download %s: %s", arg, resp.Status)
+		}
+		return resp.Body, nil
+	}
+	f, err := os.Open(arg)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return f, nil
+}
+
+// progressPrinter prints each stage on its own line, and while an
+// artifact is written a percentage every 10%: plain lines, readable on a
+// serial console and in a log.
+func progressPrinter(w io.Writer) func(stage string, done, total int64) {
+	last, lastPct := "", -1
+	return func(stage string, done, total int64) {
+		if stage != last {
+			last, lastPct = stage, -1
+			fmt.Fprintf(w, "  %s\n", stage)
+		}
+		if total <= 0 {
+			return
+		}
+		pct := int(done * 100 / total)
+		if pct/10 > lastPct/10 || (pct == 100 && lastPct != 100) {
+			lastPct = pct
+			fmt.Fprintf(w, "    %3d%%  %s of %s\n", pct, human(done), human(total))
+		}
+	}
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// httpClient gives up on a server that does not answer, but not on a long
+// download: the body streams for as long as it takes (Ctrl-C stops it).
+var httpClient = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	TLSHandshakeTimeout:   30 * time.Second,
+	ResponseHeaderTimeout: 60 * time.Second,
+}}

@@ -1,0 +1,235 @@
+package install_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"keel/bootloader"
+	"keel/bootloader/systemdboot"
+	"keel/image/build"
+	"keel/image/bundle"
+	"keel/image/disk"
+	"keel/image/install"
+	"keel/profiles"
+)
+
+// fixture is built once per test binary: a v1 disk image (slot a) and the
+// artifacts of a v2 build of the same profile, from keel's own pipeline with
+// a fake kernel and keel-init (nothing here boots).
+type fixture struct {
+	dir     string
+	disk    string // v1 image, never modified: tests copy it
+	key     ed25519.PrivateKey
+	pub     ed25519.PublicKey
+	other   ed25519.PrivateKey // a key the image does not trust
+	otherPb ed25519.PublicKey
+	arts    [3][]byte // v2's rootfs, kernel, initrd
+	v2      bundle.Manifest
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+	fixErr  error
+)
+
+const profileYAML = `name: t
+version: %s
+kernel: {file: vmlinuz}
+sources:
+  - {file: /etc/motd, content: "%s\n", mode: "0644"}
+disk: {esp: 34MiB, slot: 4MiB, data: 16MiB}
+`
+
+func getFixture(t testing.TB) *fixture {
+	t.Helper()
+	if _, err := os.Stat(systemdboot.DefaultEFI); err != nil {
+		t.Skip("systemd-boot not installed: apt-get install systemd-boot-efi")
+	}
+	fixOnce.Do(func() { fix, fixErr = makeFixture() })
+	if fixErr != nil {
+		t.Fatal(fixErr)
+	}
+	return fix
+}
+
+func makeFixture() (*fixture, error) {
+	dir, err := os.MkdirTemp("", "keel-install-test-*")
+	if err != nil {
+		return nil, err
+	}
+	f := &fixture{dir: dir}
+	if f.pub, f.key, err = bundle.GenerateKey(rand.Reader); err != nil {
+		return nil, err
+	}
+	if f.otherPb, f.other, err = bundle.GenerateKey(rand.Reader); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "vmlinuz"), bytes.Repeat([]byte("not a kernel "), 3000), 0o644); err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		prof := filepath.Join(dir, "p-"+v+".yaml")
+		if err := os.WriteFile(prof, []byte(fmt.Sprintf(profileYAML, v, "hello from "+v)), 0o644); err != nil {
+			return nil, err
+		}
+		p, err := profiles.Load(prof)
+		if err != nil {
+			return nil, err
+		}
+		out := filepath.Join(dir, "t-"+v+".img")
+		res, err := build.Build(ctx, p, build.Options{Output: out, KeelInit: []byte("\x7fELF fake keel-init " + v), SignKey: f.key})
+		if err != nil {
+			return nil, err
+		}
+		if v == "1.0.0" {
+			f.disk = out
+			continue
+		}
+		bf, err := os.Open(res.Bundle)
+		if err != nil {
+			return nil, err
+		}
+		defer bf.Close()
+		b, err := bundle.Open(bf, []ed25519.PublicKey{f.pub})
+		if err != nil {
+			return nil, err
+		}
+		f.v2 = b.Manifest
+		for i := range f.arts {
+			_, r, err := b.Next()
+			if err != nil {
+				return nil, err
+			}
+			if f.arts[i], err = io.ReadAll(r); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return f, nil
+}
+
+// bundleBytes writes a bundle of v2's artifacts with manifest fields changed
+// by edit, signed with key.
+func (f *fixture) bundleBytes(t *testing.T, key ed25519.PrivateKey, edit func(m *bundle.Manifest)) []byte {
+	t.Helper()
+	return f.bundleWith(t, key, edit, f.arts)
+}
+
+// bundleWith writes a bundle of the given artifacts.
+func (f *fixture) bundleWith(t *testing.T, key ed25519.PrivateKey, edit func(m *bundle.Manifest), arts [3][]byte) []byte {
+	t.Helper()
+	m := bundle.Manifest{Name: f.v2.Name, Version: f.v2.Version, Compatible: f.v2.Compatible, Arch: f.v2.Arch}
+	if edit != nil {
+		edit(&m)
+	}
+	var srcs []bundle.Source
+	for i, name := range bundle.InstallOrder {
+		b := arts[i]
+		srcs = append(srcs, bundle.Source{Name: name, Size: int64(len(b)), Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(b)), nil
+		}})
+	}
+	var buf bytes.Buffer
+	if err := bundle.Write(context.Background(), &buf, m, key, srcs); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// copyDisk gives a test its own copy of the v1 image.
+func (f *fixture) copyDisk(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(f.disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// bootedState is everything of the booted slot that an install must not
+// change: its partition, its files on the ESP and its entry, by sha256.
+type bootedState map[string]string
+
+func snapshot(t *testing.T, tg *install.Target, slot string) bootedState {
+	t.Helper()
+	s := bootedState{}
+	p, _ := tg.Layout.Slot(slot)
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(tg.Disk, p.Start, p.Size)); err != nil {
+		t.Fatal(err)
+	}
+	s["partition root-"+slot] = hex.EncodeToString(h.Sum(nil))
+	for _, n := range []string{"vmlinuz", "initrd", "image.json"} {
+		s["/keel/"+slot+"/"+n] = hashFile(t, tg.ESP, "/keel/"+slot+"/"+n)
+	}
+	es, err := tg.Loader.Entries(tg.ESP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Slot == slot {
+			s["entry "+e.File] = hashFile(t, tg.ESP, "/loader/entries/"+e.File)
+		}
+	}
+	return s
+}
+
+func hashFile(t *testing.T, esp bootloader.ESP, p string) string {
+	t.Helper()
+	b, err := esp.ReadFile(p)
+	if err != nil {
+		return "missing: " + err.Error()
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func (s bootedState) diff(t *testing.T, after bootedState) {
+	t.Helper()
+	for k, v := range s {
+		if after[k] != v {
+			t.Errorf("%s changed: %s -> %s", k, v, after[k])
+		}
+	}
+	for k := range after {
+		if _, ok := s[k]; !ok {
+			t.Errorf("%s appeared", k)
+		}
+	}
+}
+
+var epoch = time.Unix(1700000000, 0).UTC()
+
+func TestReadLayout(t *testing.T) {
+	f := getFixture(t)
+	d := open(t, f.copyDisk(t))
+	want := []string{"esp", "root-a", "root-b", "data"}
+	if len(d.Layout.Partitions) != len(want) {
+		t.Fatalf("partitions %+v", d.Layout.Partitions)
+	}
+	for i, p := range d.Layout.Partitions {
+		if p.Label != want[i] || p.Number != i+1 || p.GUID != disk.GUID([]byte("keel\x00t"), "partition "+want[i]) || p.Start%(1<<20) != 0 {
+			t.Errorf("partition %d: %+v", i+1, p)
+		}
+	}
+	if a, _ := d.Layout.Slot("a"); a.Size != 4<<20 || a.Type != disk.TypeRootX8664 {
+		t.Errorf("slot a: %+v", a)
+	}
+}

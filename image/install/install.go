@@ -1,0 +1,338 @@
+// Package install applies a signed update bundle to the inactive slot of a
+// keel disk, in the order of DESIGN §4, each step durable before the next:
+//
+//  1. remove the target slot's entry (nothing points at the slot any more);
+//  2. stream the root filesystem into the slot's partition, hashing;
+//  3. write the slot's kernel, initrd and image.json under temporary names,
+//     sync, rename into place, sync;
+//  4. write the slot's entry keel-<slot>+<tries>.conf with the next
+//     generation through a temporary name, sync.
+//
+// The booted slot's partition, kernel, initrd and entry are never written,
+// so a failure or a power cut at any point leaves a disk that boots as it
+// did. The same code runs on a disk image file (keel update) and on a
+// running device (keelctl install): the disk is an io.WriterAt and the ESP a
+// bootloader.DirESP.
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path"
+	"strings"
+
+	"keel/bootloader"
+	"keel/image/bundle"
+	"keel/image/disk"
+)
+
+// Errors callers branch on. A refused bundle wraps one of these (or one of
+// bundle's); nothing on the disk has changed when they are returned.
+var (
+	ErrIncompatible  = errors.New("bundle is for another kind of device")
+	ErrWrongArch     = errors.New("bundle is for another architecture")
+	ErrDowngrade     = errors.New("bundle is older than the running image")
+	ErrTooLarge      = errors.New("artifact does not fit")
+	ErrBadManifest   = errors.New("manifest does not describe a keel update")
+	ErrBootedNotGood = errors.New("the running slot is not blessed")
+)
+
+// Disk is the whole disk: an image file or a block device. If it has a
+// Sync method, Install calls it after writing the slot.
+type Disk interface {
+	io.ReaderAt
+	io.WriterAt
+}
+
+// Target is the disk being updated and what runs from it.
+type Target struct {
+	Disk   Disk
+	Layout *disk.Layout // partitions by label (ReadLayout)
+	ESP    bootloader.DirESP
+	Loader bootloader.Manager
+	// Booted is the running slot, "a" or "b": on a device from keel.slot
+	// on the kernel command line; for an image file the newest good entry's.
+	Booted string
+	// Running is the booted slot's image, which the bundle must match.
+	Running Image
+}
+
+// Options change how Install decides and reports.
+type Options struct {
+	// Tries is the trial boots before falling back; 0 means the running
+	// image's update.tries, else DefaultTries.
+	Tries          int
+	AllowDowngrade bool // install a version older than the running one
+	// Progress is called at each stage and while writing, with bytes
+	// done of total for the current artifact (0, 0 between artifacts).
+	Progress func(stage string, done, total int64)
+	Logger   *slog.Logger
+}
+
+// DefaultTries is profiles.DefaultTries: what an entry gets when no count
+// is given.
+const DefaultTries = 3
+
+// Result describes a finished install.
+type Result struct {
+	Slot       string
+	Generation int
+	Entry      string // the entry's file name, e.g. keel-b+3.conf
+	Image      Image
+	RootBytes  int64
+}
+
+// artifactOrder is what a bundle must carry, in the order it is written.
+var artifactOrder = []string{"rootfs", "kernel", "initrd"}
+
+// Install writes the bundle b into the slot that is not booted and makes it
+// the trial default. b's signature has been checked by bundle.Open; the
+// manifest is checked against the running image before anything is written.
+func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Result, error) {
+	if o.Tries == 0 {
+		o.Tries = t.Running.Tries
+	}
+	if o.Tries <= 0 {
+		o.Tries = DefaultTries
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	progress := func(stage string, done, total int64) {
+		if o.Progress != nil {
+			o.Progress(stage, done, total)
+		}
+	}
+	m := b.Manifest
+	slot, err := otherSlot(t.Booted)
+	if err != nil {
+		return nil, err
+	}
+	part, ok := t.Layout.Slot(slot)
+	if !ok {
+		return nil, fmt.Errorf("the disk has no partition %q", "root-"+slot)
+	}
+	if err := Check(t.Running, m, o.AllowDowngrade); err != nil {
+		return nil, err
+	}
+	if m.Artifacts[0].Size > part.Size {
+		return nil, fmt.Errorf("rootfs of %d bytes, slot %s of %d: %w", m.Artifacts[0].Size, slot, part.Size, ErrTooLarge)
+	}
+	entries, err := t.Loader.Entries(t.ESP)
+	if err != nil {
+		return nil, err
+	}
+	booted, gen, err := bootedEntry(entries, t.Booted)
+	if err != nil {
+		return nil, err
+	}
+	// The bundle does not say how many tries its image wants: keep the
+	// running image's setting for the next update too.
+	im := Image{Name: m.Name, Version: m.Version, Compatible: m.Compatible, Arch: m.Arch, BuildID: m.BuildID, Tries: t.Running.Tries}
+	o.Logger.Info("installing", "name", m.Name, "version", m.Version, "slot", slot, "key", b.KeyID)
+
+	// 1. Nothing may point at the slot while it is overwritten.
+	progress(fmt.Sprintf("removing slot %s's boot entry", slot), 0, 0)
+	if err := t.Loader.RemoveEntry(t.ESP, slot); err != nil {
+		return nil, fmt.Errorf("step 1: %w", err)
+	}
+	if err := removeSlotFiles(t.ESP, slot); err != nil {
+		return nil, fmt.Errorf("step 1: %w", err)
+	}
+	if err := t.ESP.Sync(); err != nil {
+		return nil, fmt.Errorf("step 1: sync ESP: %w", err)
+	}
+
+	// 2. The root filesystem, straight from the stream into the partition.
+	stage := fmt.Sprintf("writing rootfs to slot %s", slot)
+	a, r, err := next(b, "rootfs")
+	if err != nil {
+		return nil, err
+	}
+	w := &offsetWriter{w: t.Disk, off: part.Start, limit: part.Size}
+	if err := copyVerified(ctx, w, r, a, func(done int64) { progress(stage, done, a.Size) }); err != nil {
+		return nil, fmt.Errorf("step 2: slot %s: %w", slot, err)
+	}
+	if s, ok := t.Disk.(interface{ Sync() error }); ok {
+		if err := s.Sync(); err != nil {
+			return nil, fmt.Errorf("step 2: sync disk: %w", err)
+		}
+	}
+
+	// 3. Kernel and initrd under temporary names, then renamed.
+	dir := path.Join("/keel", slot)
+	if err := t.ESP.Mkdir(dir); err != nil {
+		return nil, fmt.Errorf("step 3: mkdir %s: %w", dir, err)
+	}
+	for _, name := range []string{"kernel", "initrd"} {
+		a, r, err := next(b, name)
+		if err != nil {
+			return nil, err
+		}
+		p := path.Join(dir, espName[name]) + ".tmp"
+		stage := fmt.Sprintf("writing %s to %s", name, path.Join(dir, espName[name]))
+		vr := &verifier{ctx: ctx, r: r, a: a, progress: func(done int64) { progress(stage, done, a.Size) }}
+		if err := t.ESP.WriteFile(p, vr, a.Size); err != nil {
+			return nil, fmt.Errorf("step 3: %s: %w", name, firstErr(vr.err, err))
+		}
+		if vr.done != a.Size || vr.err != nil {
+			return nil, fmt.Errorf("step 3: %s: %d of %d bytes read: %w", name, vr.done, a.Size, firstErr(vr.err, bundle.ErrTruncated))
+		}
+	}
+	// What follows the initrd is not read: every byte installed has been
+	// checked against the signed manifest, and a bundle handed over as a
+	// block device or a firmware blob comes padded.
+	if err := t.ESP.Sync(); err != nil {
+		return nil, fmt.Errorf("step 3: sync ESP: %w", err)
+	}
+	for _, n := range []string{"vmlinuz", "initrd"} {
+		p := path.Join(dir, n)
+		if err := t.ESP.Rename(p+".tmp", p); err != nil {
+			return nil, fmt.Errorf("step 3: rename %s.tmp: %w", p, err)
+		}
+	}
+	if err := WriteImage(t.ESP, slot, im); err != nil {
+		return nil, fmt.Errorf("step 3: %w", err)
+	}
+	if err := t.ESP.Sync(); err != nil {
+		return nil, fmt.Errorf("step 3: sync ESP: %w", err)
+	}
+
+	// 4. The entry: from now on the loader tries the new slot first.
+	e := bootloader.Entry{
+		Slot: slot, Title: fmt.Sprintf("%s %s (slot %s)", m.Name, m.Version, slot), Generation: gen + 1,
+		Kernel: path.Join(dir, "vmlinuz"), Initrd: path.Join(dir, "initrd"),
+		Options: SlotOptions(booted.Options, part.GUID, slot), Tries: o.Tries,
+	}
+	progress(fmt.Sprintf("writing slot %s's boot entry", slot), 0, 0)
+	if err := t.Loader.WriteEntry(t.ESP, e); err != nil {
+		return nil, fmt.Errorf("step 4: %w", err)
+	}
+	if err := t.ESP.Sync(); err != nil {
+		return nil, fmt.Errorf("step 4: sync ESP: %w", err)
+	}
+	return &Result{Slot: slot, Generation: e.Generation, Entry: entryName(slot, o.Tries), Image: im, RootBytes: m.Artifacts[0].Size}, nil
+}
+
+// espName is where each artifact lives in /keel/<slot>/.
+var espName = map[string]string{"kernel": "vmlinuz", "initrd": "initrd"}
+
+func entryName(slot string, tries int) string {
+	return fmt.Sprintf("keel-%s+%d.conf", slot, tries)
+}
+
+func otherSlot(s string) (string, error) {
+	switch s {
+	case "a":
+		return "b", nil
+	case "b":
+		return "a", nil
+	}
+	return "", fmt.Errorf("booted slot %q: want a or b", s)
+}
+
+// Check refuses a manifest that is not for the running image: another
+// compatible string, another architecture, an older version (unless
+// allowDowngrade), or not the three artifacts in install order.
+func Check(running Image, m bundle.Manifest, allowDowngrade bool) error {
+	if len(m.Artifacts) != len(artifactOrder) {
+		return fmt.Errorf("%w: %d artifacts, want %s", ErrBadManifest, len(m.Artifacts), strings.Join(artifactOrder, ", "))
+	}
+	for i, a := range m.Artifacts {
+		if a.Name != artifactOrder[i] {
+			return fmt.Errorf("%w: artifact %d is %q, want %q", ErrBadManifest, i+1, a.Name, artifactOrder[i])
+		}
+		if a.Size <= 0 {
+			return fmt.Errorf("%w: artifact %s has size %d", ErrBadManifest, a.Name, a.Size)
+		}
+	}
+	if m.Compatible != running.Compatible {
+		return fmt.Errorf("%w: bundle %s %s is for %q, this image is %q", ErrIncompatible, m.Name, m.Version, m.Compatible, running.Compatible)
+	}
+	if m.Arch != running.Arch {
+		return fmt.Errorf("%w: bundle is for %s, this image is %s", ErrWrongArch, m.Arch, running.Arch)
+	}
+	if CompareVersions(m.Version, running.Version) < 0 && !allowDowngrade {
+		return fmt.Errorf("%w: bundle has %s, running %s (allow a downgrade to install it)", ErrDowngrade, m.Version, running.Version)
+	}
+	return nil
+}
+
+// bootedEntry returns the booted slot's entry, which must be blessed: the
+// install removes the other slot's entry, and if the booted one were a
+// trial that failed nothing would be left to fall back to. It also returns
+// the highest generation on the ESP.
+func bootedEntry(es []bootloader.EntryState, booted string) (bootloader.EntryState, int, error) {
+	gen := 0
+	var b *bootloader.EntryState
+	for i, e := range es {
+		gen = max(gen, e.Generation)
+		if e.Slot == booted && b == nil {
+			b = &es[i]
+		}
+	}
+	if b == nil {
+		return bootloader.EntryState{}, 0, fmt.Errorf("no boot entry for the running slot %s", booted)
+	}
+	if b.State() != "good" {
+		return bootloader.EntryState{}, 0, fmt.Errorf("%w: slot %s's entry %s is %s; mark it good first (keelctl mark-good) or let the health check bless it",
+			ErrBootedNotGood, booted, b.File, b.State())
+	}
+	return *b, gen, nil
+}
+
+// removeSlotFiles deletes the slot's old kernel, initrd and image.json (and
+// their temporary names) once no entry points at them, so that an ESP with
+// room for two kernels per slot is enough. Anything else there (a *.stale
+// kept by Cleanup) stays.
+func removeSlotFiles(esp bootloader.DirESP, slot string) error {
+	for _, n := range []string{"vmlinuz", "initrd", "image.json"} {
+		for _, p := range []string{path.Join("/keel", slot, n), path.Join("/keel", slot, n) + ".tmp"} {
+			if err := esp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// SlotOptions turns the booted entry's kernel command line into the other
+// slot's: root=PARTUUID= and keel.slot= point at the new slot, everything
+// else (console, init=, the profile's cmdline) is kept.
+func SlotOptions(booted, partGUID, slot string) string {
+	out := []string{"root=PARTUUID=" + strings.ToLower(partGUID), "keel.slot=" + slot}
+	for _, f := range strings.Fields(booted) {
+		if strings.HasPrefix(f, "root=") || strings.HasPrefix(f, "keel.slot=") {
+			continue
+		}
+		out = append(out, f)
+	}
+	return strings.Join(out, " ")
+}
+
+func next(b *bundle.Reader, want string) (bundle.Artifact, io.Reader, error) {
+	a, r, err := b.Next()
+	if errors.Is(err, io.EOF) {
+		return a, nil, fmt.Errorf("bundle ends before the %s: %w", want, bundle.ErrTruncated)
+	}
+	if err != nil {
+		return a, nil, fmt.Errorf("reading the %s: %w", want, err)
+	}
+	if a.Name != want {
+		return a, nil, fmt.Errorf("%w: got artifact %q, want %q", ErrBadManifest, a.Name, want)
+	}
+	return a, r, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
