@@ -42,6 +42,8 @@ example: keel
 # Benchmarks: keel against the reference tools, side by side in one run.
 bench: keel
 	bench/squashfs.sh
+	bench/build.sh
+	$(GO) test -run '^$$' -bench InstallSlot -benchtime 3x ./image/install/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
