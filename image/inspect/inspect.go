@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
+	"keel/bootloader/espfat"
+	"keel/bootloader/systemdboot"
 	"keel/image/fat"
 )
 
@@ -112,61 +111,25 @@ type readOnly struct{ *io.SectionReader }
 
 func (readOnly) WriteAt([]byte, int64) (int, error) { return 0, fmt.Errorf("read-only") }
 
+// entries reads the ESP's boot entries the way keelctl and the installer
+// do, newest generation first.
 func entries(esp *fat.FS) ([]Entry, error) {
-	list, err := esp.ReadDir("/loader/entries")
+	states, err := systemdboot.Entries{}.Entries(espfat.ESP{FS: esp})
 	if err != nil {
-		return nil, fmt.Errorf("read loader/entries: %w", err)
+		return nil, err
 	}
-	var out []Entry
-	for _, d := range list {
-		if d.IsDir || !strings.HasSuffix(d.Name, ".conf") {
-			continue
+	out := make([]Entry, 0, len(states))
+	for _, st := range states {
+		e := Entry{
+			File: st.File, Slot: st.Slot, Title: st.Title, Generation: st.Generation,
+			Linux: st.Kernel, Initrd: st.Initrd, Options: st.Options, State: st.State(), TriesDone: st.TriesDone,
 		}
-		b, err := esp.ReadFile(path.Join("/loader/entries", d.Name))
-		if err != nil {
-			return nil, err
+		if st.Counted {
+			e.TriesLeft = st.Tries
 		}
-		e := ParseEntry(d.Name, string(b))
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Generation > out[j].Generation })
 	return out, nil
-}
-
-// ParseEntry reads a Type #1 entry and the boot counter in its file name
-// (keel-b+2-1.conf: 2 tries left, 1 done).
-func ParseEntry(file, text string) Entry {
-	e := Entry{File: file, State: "good"}
-	stem := strings.TrimSuffix(file, ".conf")
-	if i := strings.LastIndexByte(stem, '+'); i >= 0 {
-		counter := stem[i+1:]
-		stem = stem[:i]
-		left, done, _ := strings.Cut(counter, "-")
-		e.TriesLeft, _ = strconv.Atoi(left)
-		e.TriesDone, _ = strconv.Atoi(done)
-		e.State = "trial"
-		if e.TriesLeft == 0 {
-			e.State = "bad"
-		}
-	}
-	e.Slot = strings.TrimPrefix(stem, "keel-")
-	for _, line := range strings.Split(text, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "title":
-			e.Title = v
-		case "version":
-			e.Generation, _ = strconv.Atoi(v)
-		case "linux":
-			e.Linux = v
-		case "initrd":
-			e.Initrd = v
-		case "options":
-			e.Options = v
-		}
-	}
-	return e
 }
 
 var compressions = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
