@@ -78,6 +78,9 @@ func (p *Profile) setDefaults() {
 	if d.Squashfs.Compression == "" {
 		d.Squashfs.Compression = DefaultCompression
 	}
+	if p.Kernel.InitrdCompression == "" {
+		p.Kernel.InitrdCompression = "xz"
+	}
 	if !has("disk.squashfs.level") {
 		d.Squashfs.Level = defaultLevels[d.Squashfs.Compression]
 	}

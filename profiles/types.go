@@ -70,6 +70,9 @@ type Kernel struct {
 	Path    string   `yaml:"path" doc:"Absolute path of the kernel inside image, e.g. /boot/vmlinuz."`
 	Modules []string `yaml:"modules" doc:"Kernel modules loaded by the initrd (dependencies are added from modules.dep). Duplicates are dropped."`
 	Cmdline string   `yaml:"cmdline" doc:"Extra kernel command line. root= and keel.slot= are set by keel."`
+	// InitrdCompression is how the initrd is compressed; both formats are
+	// decoded by the kernel itself (xz with a CRC32 check).
+	InitrdCompression string `yaml:"initrd_compression" enum:"xz,zstd" doc:"How the initrd is compressed: xz (default, CRC32 check) or zstd."`
 }
 
 // Source is one item of sources: exactly one of Image, Dir or File is set.

@@ -270,7 +270,7 @@ func writeInitrd(ctx context.Context, name string, p *profiles.Profile, modDir s
 		}
 		n = len(set.Load)
 	}
-	return n, initrd.WriteFile(ctx, name, t, initrd.Options{Compression: initrd.XZ})
+	return n, initrd.WriteFile(ctx, name, t, initrd.Options{Compression: initrd.Compression(p.Kernel.InitrdCompression)})
 }
 
 func copyInto(esp *fat.FS, dst, src string) (int64, error) {
