@@ -13,9 +13,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"keel/rootfs"
@@ -56,44 +58,71 @@ func Add(ctx context.Context, t *rootfs.Tree, src, dst string, o Options) error 
 	if !fi.IsDir() {
 		return fmt.Errorf("read %s: not a directory", src)
 	}
-	links := map[inodeKey]*rootfs.Entry{}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	// Listing directories is cheap; the lstat, xattr and readlink calls
+	// for each entry are most of the time, so they run on several
+	// goroutines, and the results are added to the tree in walk order.
+	var paths []string
+	err = filepath.WalkDir(src, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", p, err)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		paths = append(paths, p)
+		return ctx.Err()
+	})
+	if err != nil {
+		return err
+	}
+	type result struct {
+		st  unix.Stat_t
+		e   *rootfs.Entry
+		err error
+	}
+	results := make([]result, len(paths))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0)) // syscalls block; keep the cores busy
+	for i, p := range paths {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			r := &results[i]
+			if err := unix.Lstat(p, &r.st); err != nil {
+				return fmt.Errorf("read %s: %w", p, err)
+			}
+			r.e, r.err = entryOf(p, &r.st, o)
+			return r.err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	links := map[inodeKey]*rootfs.Entry{}
+	for i, p := range paths {
 		rel, err := filepath.Rel(src, p)
 		if err != nil {
 			return err
 		}
 		target := rootfs.Clean(path.Join(dst, filepath.ToSlash(rel)))
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("read %s: %w", p, err)
-		}
-		key := inodeKey{uint64(st.Dev), st.Ino}
-		if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			if e, ok := links[key]; ok {
-				return t.Add(target, e)
+		st, e := &results[i].st, results[i].e
+		if st.Nlink > 1 && e.Type != rootfs.TypeDir {
+			key := inodeKey{uint64(st.Dev), st.Ino}
+			if first, ok := links[key]; ok {
+				e = first // a hard link: the same entry, not a copy
+			} else {
+				links[key] = e
 			}
 		}
-		e, err := entryOf(p, &st, o)
-		if err != nil {
+		if e.Type == rootfs.TypeDir && target != "/" {
+			if err := t.MkdirAll(path.Dir(target), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := t.Add(target, e); err != nil {
 			return err
 		}
-		if st.Nlink > 1 && e.Type != rootfs.TypeDir {
-			links[key] = e
-		}
-		if target == "/" || e.Type != rootfs.TypeDir {
-			return t.Add(target, e)
-		}
-		if err := t.MkdirAll(path.Dir(target), 0o755); err != nil {
-			return err
-		}
-		return t.Add(target, e)
-	})
+	}
+	return nil
 }
 
 func entryOf(p string, st *unix.Stat_t, o Options) (*rootfs.Entry, error) {
