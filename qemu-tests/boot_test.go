@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,69 +20,13 @@ import (
 	"keel/image/inspect"
 	"keel/image/qemu"
 	"keel/profiles"
-	"keel/qemu-tests/example"
 	"keel/rootfs"
 	"keel/rootfs/assemble"
 )
 
-const epoch = "1700000000"
-
-// tools builds keel, keel-init and keelctl from this tree, as `make` does;
-// keelctl stays next to keel (see keelCmd).
-func tools(t *testing.T) (keel string, initBin []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, c := range []struct{ out, pkg string }{{"keel-init", "./cmd/keel-init"}, {"keelctl", "./cmd/keelctl"}, {"keel", "./cmd/keel"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, c.out), c.pkg)
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", c.pkg, err, out)
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "keel-init"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, "keel"), b
-}
-
-// keelctlPath is the keelctl tools built beside keel.
-func keelctlPath(keel string) string { return filepath.Join(filepath.Dir(keel), "keelctl") }
-
-func keelCmd(keel, initPath, cache string, args ...string) *exec.Cmd {
-	cmd := exec.Command(keel, args...)
-	cmd.Env = append(os.Environ(), "KEEL_CACHE="+cache, "KEEL_INIT="+initPath, "KEEL_CTL="+keelctlPath(keel), "SOURCE_DATE_EPOCH="+epoch)
-	return cmd
-}
-
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (.ci/run installs it)", tool)
-		}
-	}
-}
-
 func TestBuildAndBoot(t *testing.T) {
-	if err := qemu.Available(); err != nil {
-		t.Skipf("QEMU: %v (apt-get install qemu-system-x86 ovmf)", err)
-	}
-	need(t, "unsquashfs", "fsck.fat", "sgdisk", "e2fsck", "cpio", "xz", "mcopy")
-	ctx := context.Background()
-	cache, err := example.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := example.Prepare(ctx, cache); err != nil {
-		t.Fatalf("preparing the kernel and busybox: %v", err)
-	}
-	keel, initBin := tools(t)
-	initPath := filepath.Join(t.TempDir(), "keel-init")
-	if err := os.WriteFile(initPath, initBin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	h := setUp(t, "unsquashfs", "fsck.fat", "sgdisk", "e2fsck", "cpio", "xz", "mcopy")
+	ctx, keel, initPath, initBin, cache := h.ctx, h.keel, h.initPath, h.initBin, h.cache
 
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.img")
@@ -149,20 +92,6 @@ func TestBuildAndBoot(t *testing.T) {
 	if len(r.Entries) != 1 || r.Entries[0].Slot != "a" || r.Entries[0].State != "good" || r.Entries[0].Generation != 1 {
 		t.Errorf("keel inspect entries: %+v", r.Entries)
 	}
-}
-
-func sha256File(t *testing.T, name string) string {
-	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
 // extract copies a partition out of the disk into its own file.

@@ -1,0 +1,421 @@
+package qemutests
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"keel/image/install"
+	"keel/image/qemu"
+)
+
+// Per boot: OVMF, systemd-boot and the kernel take 15-40 s under TCG here,
+// much more on a loaded machine.
+const (
+	bootTimeout = 3 * time.Minute // to the ready line (or the verdict)
+	vmTimeout   = 5 * time.Minute // the VM's whole life
+	cmdTimeout  = 90 * time.Second
+)
+
+// abVersion is one build of testdata/ab.yaml.
+type abVersion struct {
+	version string
+	fail    bool // its required service fails: keel-init condemns the boot
+	slow    bool // judged healthy only after an hour: the boot is never judged
+}
+
+// abFixture is what the A/B scenarios share: one key, the signed builds.
+type abFixture struct {
+	t       *testing.T // the top-level test: VMs outlive a scenario's subtest
+	h       *harness
+	dir     string
+	pub     string            // the public key, trusted by every build
+	disk    map[string]string // version -> its disk image
+	bundle  map[string]string // version -> its bundle
+	bundles []string          // padded copies attached to every VM: /dev/vdb (2.0.0), vdc (3.0.0), vdd (4.0.0)
+}
+
+// TestABUpdate boots A/B updates for real (issue 4, "How it is checked",
+// 1-4): keelctl install inside the guest, the boot loader's trial and
+// fallback, blessing by keel-init, rollback, and keel update on the host.
+// One disk goes v1 → v2 (upgrade, still v2 after another boot) → v3 whose
+// required service fails (keel-init condemns it: fallback to v2) → v4 that
+// hangs before its verdict (systemd-boot counts its tries down and falls
+// back to v2 by itself). A fresh v1 disk is updated offline to v2, then
+// rolled back to v1, the other slot being good there.
+func TestABUpdate(t *testing.T) {
+	h := setUp(t)
+	f := buildAB(t, h, []abVersion{{version: "1.0.0"}, {version: "2.0.0"}, {version: "3.0.0", fail: true}, {version: "4.0.0", slow: true}})
+
+	disk := copyDisk(t, f.disk["1.0.0"], filepath.Join(f.dir, "device.img"))
+	vars := filepath.Join(f.dir, "device.vars")
+	var g *guest // the running guest, handed from one scenario to the next
+	ok := t.Run("upgrade", func(t *testing.T) {
+		g = f.boot(t, disk, vars, "boot 1")
+		g.expect("keel: ready keel-ab 1.0.0 slot=a")
+		out := g.mustSh("keelctl install /dev/vdb")
+		g.contains(out, "installed keel-ab 2.0.0 into slot b: entry keel-b+2.conf, generation 2")
+		g.checkStatus("a", map[string]slotWant{
+			"a": {"1.0.0", 1, "good"},
+			"b": {"2.0.0", 2, "trial"},
+		})
+		g.reboot()
+
+		// The trial: keel-init judges it from the try counter
+		// systemd-boot reports, and blesses it once app has stayed up.
+		g = f.boot(t, disk, vars, "boot 2")
+		g.expect(`health: judging the boot: [app] must stay up for 5s; try counter: \loader\entries\keel-b+1-1.conf`)
+		g.expect("keel: ready keel-ab 2.0.0 slot=b")
+		g.expect("health: entry blessed")
+		g.contains(g.mustSh("cat /etc/keel-test-version"), "2.0.0")
+		g.checkStatus("b", map[string]slotWant{
+			"a": {"1.0.0", 1, "good"},
+			"b": {"2.0.0", 2, "good"},
+		})
+		g.reboot()
+
+		// Blessed: the loader keeps booting it, with no counter.
+		g = f.boot(t, disk, vars, "boot 3")
+		g.expect("try counter: none")
+		g.expect("keel: ready keel-ab 2.0.0 slot=b")
+	})
+	if !ok {
+		return
+	}
+	ok = t.Run("fallback", func(t *testing.T) {
+		g.t = t
+		out := g.mustSh("keelctl install /dev/vdc")
+		g.contains(out, "installed keel-ab 3.0.0 into slot a: entry keel-a+2.conf, generation 3")
+		g.reboot()
+
+		// 3.0.0's app fails every time: keel-init gives up on it,
+		// condemns the entry and reboots by itself.
+		g = f.boot(t, disk, vars, "boot 4")
+		g.expect(`try counter: \loader\entries\keel-a+1-1.conf`)
+		g.expect("keel-ab: app 3.0.0 fails on purpose")
+		g.expect("health: boot is BAD: required service app failed")
+		g.expect("health: entry marked bad")
+		g.waitExit("keel-init: rebooting")
+
+		// systemd-boot skips the entry with no tries left.
+		g = f.boot(t, disk, vars, "boot 5")
+		g.expect("keel: ready keel-ab 2.0.0 slot=b")
+		g.checkStatus("b", map[string]slotWant{
+			"a": {"3.0.0", 3, "bad"},
+			"b": {"2.0.0", 2, "good"},
+		})
+		// Nothing good to go back to.
+		out, status := g.sh("keelctl rollback")
+		if status == 0 {
+			t.Errorf("keelctl rollback to a bad slot succeeded:\n%s", out)
+		}
+		g.contains(out, "rollback to slot a: slot is not good")
+	})
+	if !ok {
+		return
+	}
+	t.Run("fallback by the loader", func(t *testing.T) {
+		g.t = t
+		out := g.mustSh("keelctl install /dev/vdd")
+		g.contains(out, "installed keel-ab 4.0.0 into slot a: entry keel-a+2.conf, generation 4")
+		g.reboot()
+
+		// 4.0.0 comes up but is never judged: the test cuts the power
+		// during each trial, as a hang and a watchdog would. Only
+		// systemd-boot's counter, decremented before each boot, is left
+		// to decide.
+		for i, counter := range []string{"keel-a+1-1.conf", "keel-a+0-2.conf"} {
+			g = f.boot(t, disk, vars, fmt.Sprintf("boot %d", 6+i))
+			g.expect(`try counter: \loader\entries\` + counter)
+			g.expect("keel: ready keel-ab 4.0.0 slot=a")
+			g.vm.Kill()
+			t.Logf("%s (%s): power cut during the trial, %s", g.name, g.vm.Accel(), time.Since(g.start).Round(time.Second))
+		}
+
+		g = f.boot(t, disk, vars, "boot 8")
+		g.expect("try counter: none")
+		g.expect("keel: ready keel-ab 2.0.0 slot=b")
+		g.checkStatus("b", map[string]slotWant{
+			"a": {"4.0.0", 4, "bad"},
+			"b": {"2.0.0", 2, "good"},
+		})
+		g.poweroff()
+	})
+
+	t.Run("offline", func(t *testing.T) {
+		disk := copyDisk(t, f.disk["1.0.0"], filepath.Join(f.dir, "offline.img"))
+		vars := filepath.Join(f.dir, "offline.vars")
+		out := h.runKeel(t, "update", disk, f.bundle["2.0.0"], "--key", f.pub)
+		if !strings.Contains(out, "installed keel-ab 2.0.0 into slot b") {
+			t.Fatalf("keel update:\n%s", out)
+		}
+		g := f.boot(t, disk, vars, "offline boot 1")
+		g.expect(`try counter: \loader\entries\keel-b+1-1.conf`)
+		g.expect("keel: ready keel-ab 2.0.0 slot=b")
+		g.expect("health: entry blessed")
+		g.checkStatus("b", map[string]slotWant{
+			"a": {"1.0.0", 1, "good"},
+			"b": {"2.0.0", 2, "good"},
+		})
+
+		// Rollback, on the same disk: slot a is good here.
+		t.Run("rollback", func(t *testing.T) {
+			g.t = t
+			g.contains(g.mustSh("keelctl rollback"), "slot a is the default from the next boot on: keel-ab 1.0.0, generation 3, good")
+			g.reboot()
+			g = f.boot(t, disk, vars, "offline boot 2")
+			g.expect("keel: ready keel-ab 1.0.0 slot=a")
+			g.contains(g.mustSh("cat /etc/keel-test-version"), "1.0.0")
+			g.checkStatus("a", map[string]slotWant{
+				"a": {"1.0.0", 3, "good"},
+				"b": {"2.0.0", 2, "good"},
+			})
+			g.poweroff()
+		})
+	})
+}
+
+// buildAB generates a key and builds each version of testdata/ab.yaml,
+// signed with it. Profiles are files, so each version is a small profile
+// that includes the common one.
+func buildAB(t *testing.T, h *harness, versions []abVersion) *abFixture {
+	t.Helper()
+	f := &abFixture{t: t, h: h, dir: t.TempDir(), disk: map[string]string{}, bundle: map[string]string{}}
+	h.runKeel(t, "key", "generate", "--dir", f.dir, "release")
+	f.pub = filepath.Join(f.dir, "release.pub")
+	base, err := filepath.Abs("testdata/ab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range versions {
+		update, extra := fmt.Sprintf("keys: [%q]", f.pub), ""
+		if v.slow {
+			update += ", health: {grace: 1h}"
+		}
+		if v.fail {
+			extra = "  - {file: /etc/keel-ab-fail, content: \"\"}\n"
+		}
+		profile := fmt.Sprintf("include: [%q]\nversion: %s\nupdate: {%s}\nsources:\n"+
+			"  - {file: /etc/keel-test-version, content: \"%s\\n\"}\n%s", base, v.version, update, v.version, extra)
+		src := filepath.Join(f.dir, "v"+v.version+".yaml")
+		if err := os.WriteFile(src, []byte(profile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(f.dir, "out-"+v.version)
+		f.disk[v.version] = filepath.Join(out, "disk.img")
+		h.runKeel(t, "build", src, "-o", f.disk[v.version], "--sign-key", filepath.Join(f.dir, "release.key"))
+		f.bundle[v.version] = filepath.Join(out, "keel-ab-"+v.version+".keel")
+		if v.version != "1.0.0" {
+			f.bundles = append(f.bundles, padded(t, f.bundle[v.version]))
+		}
+	}
+	return f
+}
+
+// padded copies a bundle to a file of whole MiB, to be a virtio disk:
+// keelctl reads it from /dev/vdX like any file and ignores what follows
+// the last artifact.
+func padded(t *testing.T, bundle string) string {
+	t.Helper()
+	b, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := bundle + ".disk"
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(out, (int64(len(b))+1<<20-1)/(1<<20)*(1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// copyDisk copies a sparse disk image, keeping it sparse.
+func copyDisk(t *testing.T, src, dst string) string {
+	t.Helper()
+	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp %s: %v\n%s", src, err, out)
+	}
+	return dst
+}
+
+// guest is a booted VM and the root shell on its serial line.
+type guest struct {
+	t     *testing.T
+	f     *abFixture
+	name  string // "boot 2", for messages
+	vm    *qemu.VM
+	in    *io.PipeWriter
+	n     int // commands sent
+	start time.Time
+}
+
+// boot starts the disk with its own EFI variable store, which persists
+// across boots as on a machine: with -no-reboot every guest reboot ends
+// QEMU, and the next boot is a new QEMU on the same disk and variables.
+// The update bundles are attached from /dev/vdb on, in version order.
+func (f *abFixture) boot(t *testing.T, disk, vars, name string) *guest {
+	t.Helper()
+	pr, pw := io.Pipe()
+	start := time.Now()
+	vm, err := qemu.Start(f.h.ctx, qemu.Config{Disk: disk, ExtraDisks: f.bundles, VarsCopy: vars, Timeout: vmTimeout, Stdin: pr})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	f.t.Cleanup(func() {
+		vm.Kill()
+		pw.Close()
+		pr.Close()
+	})
+	return &guest{t: t, f: f, name: name, vm: vm, in: pw, start: start}
+}
+
+// fatalf stops the test with the console's last lines, and the VM.
+func (g *guest) fatalf(format string, args ...any) {
+	g.t.Helper()
+	g.vm.Kill()
+	g.t.Fatalf("%s: %s\nconsole:\n%s", g.name, fmt.Sprintf(format, args...), strings.Join(g.vm.Tail(40), "\n"))
+}
+
+// expect waits for a console line containing s (after the last one
+// matched), allowing for a whole boot.
+func (g *guest) expect(s string) string {
+	g.t.Helper()
+	line, err := g.vm.Expect(g.f.h.ctx, s, bootTimeout)
+	if err != nil {
+		g.fatalf("%v", err)
+	}
+	return line
+}
+
+// noise is console output that is not a command's: keel-init's lines, the
+// services' prefixed output, kernel messages.
+var noise = regexp.MustCompile(`^(keel-init: |\[[a-z][a-z0-9-]*\] |\[ *\d+\.\d+\] )`)
+
+// sh runs a command in the guest's shell and returns its output (stdout
+// and stderr, without console noise) and exit status. The markers around
+// it are typed with empty quotes inside, so only the shell's echo of them
+// matches, never the command line itself.
+func (g *guest) sh(cmd string) (string, int) {
+	g.t.Helper()
+	g.n++
+	begin, end := fmt.Sprintf("@@begin-%d", g.n), fmt.Sprintf("@@end-%d", g.n)
+	split := func(s string) string { return s[:3] + `""` + s[3:] }
+	// The status is followed by "@@": Expect also matches a line still
+	// being received, which could stop after "@@end-1 1" of a 127.
+	if _, err := fmt.Fprintf(g.in, "echo %s; %s; echo %s $? @@\n", split(begin), cmd, split(end)); err != nil {
+		g.fatalf("typing %q: %v", cmd, err)
+	}
+	endRE := regexp.MustCompile(end + ` (\d+) @@`)
+	line, err := g.vm.ExpectRegexp(g.f.h.ctx, endRE, cmdTimeout)
+	if err != nil {
+		g.fatalf("%s: %v", cmd, err)
+	}
+	status, _ := strconv.Atoi(endRE.FindStringSubmatch(line)[1])
+	lines := strings.Split(g.vm.Log(), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.TrimSpace(lines[i]) == begin {
+			for _, l := range lines[i+1:] {
+				if strings.Contains(l, end+" ") {
+					break
+				}
+				if !noise.MatchString(l) {
+					out = append(out, l)
+				}
+			}
+			break
+		}
+	}
+	return strings.Join(out, "\n"), status
+}
+
+// mustSh is sh for a command that must succeed.
+func (g *guest) mustSh(cmd string) string {
+	g.t.Helper()
+	out, status := g.sh(cmd)
+	if status != 0 {
+		g.fatalf("%s: exit status %d:\n%s", cmd, status, out)
+	}
+	return out
+}
+
+func (g *guest) contains(out, want string) {
+	g.t.Helper()
+	if !strings.Contains(out, want) {
+		g.t.Errorf("%s: output lacks %q:\n%s", g.name, want, out)
+	}
+}
+
+// slotWant is what keelctl status must say of one slot.
+type slotWant struct {
+	version    string
+	generation int
+	state      string
+}
+
+// checkStatus runs keelctl status --json in the guest.
+func (g *guest) checkStatus(booted string, want map[string]slotWant) {
+	g.t.Helper()
+	out := g.mustSh("keelctl status --json")
+	var st struct {
+		Booted string               `json:"booted"`
+		Slots  []install.SlotStatus `json:"slots"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		g.fatalf("keelctl status --json: %v:\n%s", err, out)
+	}
+	if st.Booted != booted {
+		g.t.Errorf("%s: booted slot %q, want %q", g.name, st.Booted, booted)
+	}
+	for _, s := range st.Slots {
+		w := want[s.Slot]
+		if s.Version != w.version || s.Generation != w.generation || s.State != w.state || s.Booted != (s.Slot == booted) {
+			g.t.Errorf("%s: slot %s is %s generation %d %s (booted %v), want %s generation %d %s",
+				g.name, s.Slot, s.Version, s.Generation, s.State, s.Booted, w.version, w.generation, w.state)
+		}
+	}
+	if len(st.Slots) != len(want) {
+		g.t.Errorf("%s: %d slots, want %d:\n%s", g.name, len(st.Slots), len(want), out)
+	}
+}
+
+// reboot reboots the guest with busybox's reboot (SIGTERM to keel-init).
+func (g *guest) reboot() {
+	g.t.Helper()
+	g.shutdown("reboot", "keel-init: rebooting")
+}
+
+// poweroff ends the guest's last boot.
+func (g *guest) poweroff() {
+	g.t.Helper()
+	g.shutdown("poweroff", "keel-init: powering off")
+}
+
+func (g *guest) shutdown(cmd, want string) {
+	g.t.Helper()
+	if _, err := fmt.Fprintf(g.in, "%s\n", cmd); err != nil {
+		g.fatalf("typing %s: %v", cmd, err)
+	}
+	g.waitExit(want)
+}
+
+// waitExit waits for QEMU to end (-no-reboot: the guest rebooted or
+// powered off) after want appeared on the console.
+func (g *guest) waitExit(want string) {
+	g.t.Helper()
+	g.expect(want)
+	if err := g.vm.Wait(); err != nil {
+		g.fatalf("QEMU did not end cleanly: %v", err)
+	}
+	g.t.Logf("%s (%s): %s, %s", g.name, g.vm.Accel(), strings.TrimPrefix(want, "keel-init: "), time.Since(g.start).Round(time.Second))
+}

@@ -1,0 +1,118 @@
+package qemutests
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"keel/image/qemu"
+	"keel/qemu-tests/example"
+)
+
+// harness is what every QEMU test needs: the kernel and busybox in the
+// cache, and keel, keel-init and keelctl built from this tree.
+type harness struct {
+	ctx      context.Context
+	cache    string
+	keel     string // the keel binary; keelctl is beside it
+	initPath string // keel-init, for KEEL_INIT
+	initBin  []byte // its bytes
+}
+
+// setUp skips the test if QEMU or one of tools is not installed, then
+// prepares the inputs and builds the binaries.
+func setUp(t *testing.T, tools ...string) *harness {
+	t.Helper()
+	if err := qemu.Available(); err != nil {
+		t.Skipf("QEMU: %v (apt-get install qemu-system-x86 ovmf)", err)
+	}
+	need(t, tools...)
+	h := &harness{ctx: context.Background()}
+	var err error
+	if h.cache, err = example.CacheDir(); err != nil {
+		t.Fatal(err)
+	}
+	if err := example.Prepare(h.ctx, h.cache); err != nil {
+		t.Fatalf("preparing the kernel and busybox: %v", err)
+	}
+	h.keel, h.initBin = buildTools(t)
+	h.initPath = filepath.Join(t.TempDir(), "keel-init")
+	if err := os.WriteFile(h.initPath, h.initBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// keelCmd is keel with the harness's cache, keel-init and keelctl.
+func (h *harness) keelCmd(args ...string) *exec.Cmd {
+	return keelCmd(h.keel, h.initPath, h.cache, args...)
+}
+
+// runKeel runs keel and returns its output, failing the test on an error.
+func (h *harness) runKeel(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := h.keelCmd(args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keel %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+const epoch = "1700000000"
+
+// buildTools builds keel, keel-init and keelctl from this tree, as `make` does;
+// keelctl stays next to keel (see keelCmd).
+func buildTools(t *testing.T) (keel string, initBin []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, c := range []struct{ out, pkg string }{{"keel-init", "./cmd/keel-init"}, {"keelctl", "./cmd/keelctl"}, {"keel", "./cmd/keel"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, c.out), c.pkg)
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", c.pkg, err, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "keel-init"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "keel"), b
+}
+
+// keelctlPath is the keelctl tools built beside keel.
+func keelctlPath(keel string) string { return filepath.Join(filepath.Dir(keel), "keelctl") }
+
+func keelCmd(keel, initPath, cache string, args ...string) *exec.Cmd {
+	cmd := exec.Command(keel, args...)
+	cmd.Env = append(os.Environ(), "KEEL_CACHE="+cache, "KEEL_INIT="+initPath, "KEEL_CTL="+keelctlPath(keel), "SOURCE_DATE_EPOCH="+epoch)
+	return cmd
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (.ci/run installs it)", tool)
+		}
+	}
+}
+
+func sha256File(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
