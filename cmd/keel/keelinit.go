@@ -16,28 +16,35 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// keelInit returns the static keel-init binary to put into images, from
-// the first place that has it:
-//  1. $KEEL_INIT;
+// keelInit returns the static keel-init binary to put into images.
+func keelInit(ctx context.Context) ([]byte, error) { return helperBinary(ctx, "keel-init", "KEEL_INIT") }
+
+// keelctl returns the static keelctl binary every image carries at
+// /usr/bin/keelctl.
+func keelctl(ctx context.Context) ([]byte, error) { return helperBinary(ctx, "keelctl", "KEEL_CTL") }
+
+// helperBinary returns one of keel's static helper binaries from the first
+// place that has it:
+//  1. the file named by $env;
 //  2. embedded in this binary (make);
-//  3. keel-init next to this executable;
+//  3. next to this executable;
 //  4. built now from the source tree this command runs in, when the go
 //     tool is available: the `go run ./cmd/keel` case.
-func keelInit(ctx context.Context) ([]byte, error) {
-	if p := os.Getenv("KEEL_INIT"); p != "" {
+func helperBinary(ctx context.Context, name, env string) ([]byte, error) {
+	if p := os.Getenv(env); p != "" {
 		return os.ReadFile(p)
 	}
-	if b, err := assets.ReadFile("assets/keel-init"); err == nil && len(b) > 0 {
+	if b, err := assets.ReadFile("assets/" + name); err == nil && len(b) > 0 {
 		return b, nil
 	}
 	if exe, err := os.Executable(); err == nil {
-		if b, err := os.ReadFile(filepath.Join(filepath.Dir(exe), "keel-init")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(exe), name)); err == nil {
 			return b, nil
 		}
 	}
-	b, err := buildStatic(ctx, "keel-init")
+	b, err := buildStatic(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("keel-init not found (not embedded, not next to keel, KEEL_INIT unset) and could not be built: %w", err)
+		return nil, fmt.Errorf("%s not found (not embedded, not next to keel, %s unset) and could not be built: %w", name, env, err)
 	}
 	return b, nil
 }
