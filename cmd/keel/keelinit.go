@@ -17,7 +17,9 @@ import (
 var assets embed.FS
 
 // keelInit returns the static keel-init binary to put into images.
-func keelInit(ctx context.Context) ([]byte, error) { return helperBinary(ctx, "keel-init", "KEEL_INIT") }
+func keelInit(ctx context.Context) ([]byte, error) {
+	return helperBinary(ctx, "keel-init", "KEEL_INIT")
+}
 
 // keelctl returns the static keelctl binary every image carries at
 // /usr/bin/keelctl.
