@@ -16,23 +16,11 @@ import (
 // naming the file, the line and the field, the right exit code, and no
 // output file.
 func TestBadProfiles(t *testing.T) {
-	if _, err := os.Stat("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"); err != nil {
-		t.Skip("systemd-boot not installed: apt-get install systemd-boot-efi")
-	}
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	write("vmlinuz", []byte("not really a kernel"))
+	dir, write := buildDir(t)
 	big := make([]byte, 3<<20)
 	rand.Read(big) // incompressible, so it cannot fit a 1 MiB slot
 	write("big", big)
 	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
-	t.Setenv("KEEL_INIT", write("keel-init", []byte("\x7fELF not really")))
 
 	const head = "name: t\nversion: \"1\"\nkernel: {file: vmlinuz}\n"
 	tests := []struct {

@@ -61,19 +61,8 @@ func TestKeyGenerate(t *testing.T) {
 // that the image trusts the profile's key, and that inspect verifies it
 // with that key and refuses it with another.
 func TestBuildBundle(t *testing.T) {
-	if _, err := os.Stat("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"); err != nil {
-		t.Skip("systemd-boot not installed: apt-get install systemd-boot-efi")
-	}
-	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	write("vmlinuz", "not really a kernel")
-	t.Setenv("KEEL_INIT", write("keel-init", "\x7fELF not really"))
+	dir, writeBytes := buildDir(t)
+	write := func(name, s string) string { return writeBytes(name, []byte(s)) }
 	for _, name := range []string{"release", "other"} {
 		if code, _, _ := keel(t, "key", "generate", "--dir", dir, name); code != exitOK {
 			t.Fatalf("key generate %s: exit %d", name, code)

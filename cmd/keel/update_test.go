@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,20 +16,7 @@ import (
 // bundle to v1's disk with keel update, and checks the exit codes of the
 // ways it can be refused.
 func TestUpdate(t *testing.T) {
-	if _, err := os.Stat("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"); err != nil {
-		t.Skip("systemd-boot not installed: apt-get install systemd-boot-efi")
-	}
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	write("vmlinuz", []byte("not really a kernel"))
-	t.Setenv("KEEL_INIT", write("keel-init", []byte("\x7fELF not really")))
-	t.Setenv("KEEL_CTL", write("keelctl", []byte("\x7fELF not really either")))
+	dir, write := buildDir(t)
 	pub, priv, _ := bundle.GenerateKey(rand.Reader)
 	if err := bundle.WriteKeyPair(dir, "release", pub, priv); err != nil {
 		t.Fatal(err)
