@@ -186,8 +186,12 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 	}
 	// services writes its files with no mtime; they are generated, so they
 	// get the build's.
-	for _, f := range append(t.Children(services.Dir), "..", "../health.json") {
-		if e, ok := t.Get(path.Join(services.Dir, f)); ok {
+	generated := []string{path.Dir(services.Dir), services.Dir, services.HealthFile}
+	for _, f := range t.Children(services.Dir) {
+		generated = append(generated, path.Join(services.Dir, f))
+	}
+	for _, p := range generated {
+		if e, ok := t.Get(p); ok {
 			e.Mtime = o.Epoch
 		}
 	}
