@@ -11,9 +11,15 @@ import (
 // Bytes returns an Opener over b. b must not change afterwards.
 func Bytes(b []byte) Opener {
 	return func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(b)), nil
+		return bytesReader{bytes.NewReader(b)}, nil
 	}
 }
+
+// bytesReader keeps *bytes.Reader's ReadAt visible, which io.NopCloser
+// would hide.
+type bytesReader struct{ *bytes.Reader }
+
+func (bytesReader) Close() error { return nil }
 
 // HostFile returns an Opener that reads the file at name on the build host.
 //
@@ -66,4 +72,24 @@ func (r *fdReader) Close() error {
 // NewFile returns a regular file entry holding b.
 func NewFile(mode uint32, b []byte) *Entry {
 	return &Entry{Type: TypeFile, Mode: mode, Size: int64(len(b)), Content: Bytes(b)}
+}
+
+// ReadAt reads at an offset without moving the read position (pread), so
+// a host file's content can be read at random, as ELF readers do.
+func (r *fdReader) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Pread(r.fd, p[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &os.PathError{Op: "read", Path: r.name, Err: err}
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
 }

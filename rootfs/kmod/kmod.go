@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -55,8 +56,12 @@ type Module struct {
 
 // Set is the result of Resolve.
 type Set struct {
-	// Dir is the modules directory that was read.
+	// Dir is the modules directory that was read: a host path from
+	// Resolve, a path in FS from ResolveFS.
 	Dir string
+	// FS holds Dir's files (modules are read from it when the tree is
+	// written).
+	FS fs.FS
 	// Version is the kernel version: the modules directory's base name.
 	// AddToTree puts the modules under /lib/modules/<Version>/.
 	Version string
@@ -110,6 +115,9 @@ type index struct {
 	// walk reaches it (the .modinfo fallback); with modules.dep they are
 	// all known up front.
 	loadDeps func(*Module) error
+	// loadAliases, when set, fills aliases the first time a soft
+	// dependency needs them (the .modinfo fallback).
+	loadAliases func() error
 }
 
 func newIndex() *index {
@@ -127,11 +135,26 @@ func newIndex() *index {
 // the files: requested modules in the order given, each preceded by its
 // dependencies not already listed, those in the order modprobe loads them.
 func Resolve(modDir string, names []string) (*Set, error) {
-	idx, err := readIndex(modDir)
+	return ResolveFS(hostFS{}, filepath.Clean(modDir), names)
+}
+
+// hostFS opens host paths as given, relative or absolute, so that errors
+// name the directory the caller passed (os.DirFS would want a root and
+// paths below it).
+type hostFS struct{}
+
+func (hostFS) Open(name string) (fs.File, error) { return os.Open(name) }
+
+// ResolveFS is Resolve for the modules directory dir of fsys (a slash
+// path, e.g. "usr/lib/modules/6.1.0-28-amd64" of a tree's FS): a kernel
+// package applied to an in-memory tree is read where it is. Set.Dir is
+// dir, and AddToTree reads the modules from fsys.
+func ResolveFS(fsys fs.FS, dir string, names []string) (*Set, error) {
+	idx, err := readIndex(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
-	set := &Set{Dir: modDir, Version: filepath.Base(filepath.Clean(modDir))}
+	set := &Set{Dir: dir, FS: fsys, Version: path.Base(path.Clean(dir))}
 	r := resolver{idx: idx, set: set, state: map[string]int{}}
 	seenBuiltin := map[string]bool{}
 	for _, raw := range names {
@@ -152,7 +175,7 @@ func Resolve(modDir string, names []string) (*Set, error) {
 			}
 			continue
 		}
-		return nil, fmt.Errorf("module %q: %w in %s (neither in %s nor in modules.builtin)", raw, ErrNotFound, modDir, idx.source)
+		return nil, fmt.Errorf("module %q: %w in %s (neither in %s nor in modules.builtin)", raw, ErrNotFound, dir, idx.source)
 	}
 	return set, nil
 }
@@ -195,11 +218,24 @@ func (r *resolver) visit(name string) error {
 	}
 	r.state[name] = visiting
 	r.stack = append(r.stack, name)
-	// Soft pre-dependencies first, as modprobe does: ext4 needs a crc32c
-	// driver at mount time without linking to one. One that resolves to
-	// nothing (built in, or absent) is skipped, as modprobe skips it.
+	// modprobe loads a line's dependencies from the last to the first;
+	// following that order keeps ours the same as modprobe's.
+	for i := len(m.Deps) - 1; i >= 0; i-- {
+		if err := r.visit(m.Deps[i]); err != nil {
+			return err
+		}
+	}
+	// Then the soft pre-dependencies, right before the module itself, as
+	// libkmod orders them (each hard dependency, then the module's "pre:"
+	// modules, then the module): ext4 needs a crc32c driver at mount time
+	// without linking to one. One that resolves to nothing (built in, or
+	// absent) is skipped, as modprobe skips it.
 	for _, soft := range r.idx.softPre[name] {
-		for _, dep := range r.idx.resolveSoft(soft) {
+		deps, err := r.idx.resolveSoft(soft)
+		if err != nil {
+			return err
+		}
+		for _, dep := range deps {
 			if r.state[dep] == visiting {
 				continue // a soft dependency never makes a cycle
 			}
@@ -208,31 +244,24 @@ func (r *resolver) visit(name string) error {
 			}
 		}
 	}
-	// modprobe loads a line's dependencies from the last to the first;
-	// following that order keeps ours the same as modprobe's.
-	for i := len(m.Deps) - 1; i >= 0; i-- {
-		if err := r.visit(m.Deps[i]); err != nil {
-			return err
-		}
-	}
 	r.stack = r.stack[:len(r.stack)-1]
 	r.state[name] = done
 	r.set.Load = append(r.set.Load, *m)
 	return nil
 }
 
-func readIndex(modDir string) (*index, error) {
-	depFile := filepath.Join(modDir, "modules.dep")
+func readIndex(fsys fs.FS, modDir string) (*index, error) {
+	depFile := path.Join(modDir, "modules.dep")
 	var idx *index
-	f, err := os.Open(depFile)
+	f, err := fsys.Open(depFile)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if st, err := os.Stat(modDir); err != nil {
+	case errors.Is(err, fs.ErrNotExist):
+		if st, err := fs.Stat(fsys, modDir); err != nil {
 			return nil, fmt.Errorf("reading kernel modules: %w", err)
 		} else if !st.IsDir() {
 			return nil, fmt.Errorf("reading kernel modules: %s is not a directory", modDir)
 		}
-		if idx, err = scanModules(modDir); err != nil {
+		if idx, err = scanModules(fsys, modDir); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -248,8 +277,8 @@ func readIndex(modDir string) (*index, error) {
 		name  string
 		parse func(io.Reader, *index) error
 	}{{"modules.softdep", parseSoftdep}, {"modules.alias", parseAlias}} {
-		f, err := os.Open(filepath.Join(modDir, opt.name))
-		if errors.Is(err, os.ErrNotExist) {
+		f, err := fsys.Open(path.Join(modDir, opt.name))
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // optional: without it, no soft dependencies
 		}
 		if err != nil {
@@ -258,13 +287,13 @@ func readIndex(modDir string) (*index, error) {
 		err = opt.parse(f, idx)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(modDir, opt.name), err)
+			return nil, fmt.Errorf("%s: %w", path.Join(modDir, opt.name), err)
 		}
 	}
-	builtinFile := filepath.Join(modDir, "modules.builtin")
-	bf, err := os.Open(builtinFile)
+	builtinFile := path.Join(modDir, "modules.builtin")
+	bf, err := fsys.Open(builtinFile)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
 		// Kernels without it are long gone, but a missing list only means
 		// that a built-in name will be reported as not found.
 	case err != nil:
@@ -415,9 +444,16 @@ func parseAlias(r io.Reader, idx *index) error {
 
 // resolveSoft turns a soft dependency (a module name or an alias) into the
 // loadable modules it names.
-func (idx *index) resolveSoft(name string) []string {
+func (idx *index) resolveSoft(name string) ([]string, error) {
 	if _, ok := idx.byName[Name(name)]; ok {
-		return []string{Name(name)}
+		return []string{Name(name)}, nil
+	}
+	if idx.loadAliases != nil {
+		load := idx.loadAliases
+		idx.loadAliases = nil
+		if err := load(); err != nil {
+			return nil, err
+		}
 	}
 	var out []string
 	for _, m := range idx.aliases[name] {
@@ -425,5 +461,5 @@ func (idx *index) resolveSoft(name string) []string {
 			out = append(out, m)
 		}
 	}
-	return out
+	return out, nil
 }

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -30,22 +30,18 @@ const maxModuleSize = 512 << 20
 
 // scanModules maps every module file under modDir by name. Deps are filled
 // in later by modinfoDeps.
-func scanModules(modDir string) (*index, error) {
+func scanModules(fsys fs.FS, modDir string) (*index, error) {
 	idx := newIndex()
 	// WalkDir does not follow symlinks, so Debian's build/ and source/
 	// links into the kernel headers are not entered.
-	err := filepath.WalkDir(modDir, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, modDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() || !d.Type().IsRegular() {
 			return nil
 		}
-		rel, err := filepath.Rel(modDir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
+		rel := strings.TrimPrefix(p, modDir+"/")
 		if !isModuleFile(rel) {
 			return nil
 		}
@@ -63,20 +59,55 @@ func scanModules(modDir string) (*index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scanning kernel modules in %s: %w", modDir, err)
 	}
-	idx.loadDeps = func(m *Module) error { return modinfoDeps(modDir, idx, m) }
+	idx.loadDeps = func(m *Module) error { return modinfoDeps(fsys, modDir, idx, m) }
+	idx.loadAliases = func() error { return modinfoAliases(fsys, modDir, idx) }
 	idx.source = "the modules' .modinfo"
 	return idx, nil
 }
 
+// modinfoAliases fills idx.aliases from every module's "alias=" fields, as
+// depmod writes modules.alias. Only a soft dependency on an alias needs
+// them ("pre: crypto-crc32c"), so this runs at most once, and only then.
+// Modules are read in path order, which is the order depmod lists a shared
+// alias's modules in when they come from one search directory.
+func modinfoAliases(fsys fs.FS, modDir string, idx *index) error {
+	paths := make([]string, 0, len(idx.byPath))
+	for p := range idx.byPath {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		file := path.Join(modDir, p)
+		info, err := readModinfo(fsys, file)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", file, err)
+		}
+		for _, kv := range info {
+			if a, ok := strings.CutPrefix(kv, "alias="); ok && a != "" {
+				idx.aliases[a] = append(idx.aliases[a], idx.byPath[p].Name)
+			}
+		}
+	}
+	return nil
+}
+
 // modinfoDeps fills m.Deps from the module's own "depends=" field.
-func modinfoDeps(modDir string, idx *index, m *Module) error {
-	file := filepath.Join(modDir, filepath.FromSlash(m.Path))
-	info, err := readModinfo(file)
+func modinfoDeps(fsys fs.FS, modDir string, idx *index, m *Module) error {
+	file := path.Join(modDir, m.Path)
+	info, err := readModinfo(fsys, file)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", file, err)
 	}
 	m.Deps = nil
 	for _, kv := range info {
+		if v, ok := strings.CutPrefix(kv, "softdep="); ok {
+			// The same "pre: a b post: c" text depmod copies into
+			// modules.softdep.
+			if err := parseSoftdep(strings.NewReader("softdep "+m.Name+" "+v+"\n"), idx); err != nil {
+				return fmt.Errorf("%s: softdep: %w", file, err)
+			}
+			continue
+		}
 		v, ok := strings.CutPrefix(kv, "depends=")
 		if !ok {
 			continue
@@ -96,14 +127,25 @@ func modinfoDeps(modDir string, idx *index, m *Module) error {
 
 // readModinfo returns the NUL-separated "key=value" strings of a module's
 // .modinfo section.
-func readModinfo(file string) ([]string, error) {
-	f, err := os.Open(file)
+func readModinfo(fsys fs.FS, file string) ([]string, error) {
+	f, err := fsys.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var r io.ReaderAt = f
-	if dec, err := decompressor(file, f); err != nil {
+	r, ok := f.(io.ReaderAt)
+	if !ok {
+		// ELF needs random access; a module is at most a few MB.
+		b, err := io.ReadAll(io.LimitReader(f, maxModuleSize+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > maxModuleSize {
+			return nil, fmt.Errorf("more than %d bytes", maxModuleSize)
+		}
+		r = bytes.NewReader(b)
+	}
+	if dec, err := decompressor(file, io.NewSectionReader(r, 0, maxModuleSize)); err != nil {
 		return nil, fmt.Errorf("decompressing: %w", err)
 	} else if dec != nil {
 		// ELF needs random access: inflate the whole (bounded) module.

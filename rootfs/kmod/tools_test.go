@@ -2,7 +2,9 @@ package kmod
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"keel/rootfs"
+	"keel/rootfs/hostfs"
 )
 
 func lookTool(t *testing.T, name, pkg string) string {
@@ -51,6 +56,8 @@ type fakeModule struct {
 	path    string // relative to the modules directory
 	exports []string
 	uses    []string
+	softdep string   // .modinfo "softdep=", e.g. "pre: crypto-crcfake"
+	aliases []string // .modinfo "alias=" values
 }
 
 // buildFakeModules assembles each module as a small ELF object (the
@@ -81,8 +88,15 @@ func buildFakeModules(t *testing.T, version string, mods []fakeModule, builtin [
 		for _, e := range m.exports {
 			fmt.Fprintf(&src, ".asciz %q\n", e)
 		}
-		fmt.Fprintf(&src, ".section .modinfo,\"a\"\n.asciz \"depends=%s\"\n.asciz \"name=%s\"\n.text\n",
+		fmt.Fprintf(&src, ".section .modinfo,\"a\"\n.asciz \"depends=%s\"\n.asciz \"name=%s\"\n",
 			strings.Join(depends, ","), Name(m.path))
+		if m.softdep != "" {
+			fmt.Fprintf(&src, ".asciz \"softdep=%s\"\n", m.softdep)
+		}
+		for _, a := range m.aliases {
+			fmt.Fprintf(&src, ".asciz \"alias=%s\"\n", a)
+		}
+		src.WriteString(".text\n")
 		for _, e := range m.exports {
 			fmt.Fprintf(&src, ".globl %s\n%s:\n", e, e)
 		}
@@ -154,6 +168,10 @@ func resolvedPaths(set *Set) []string {
 var fakeModules = []fakeModule{
 	{path: "kernel/lib/base.ko", exports: []string{"base_fn"}},
 	{path: "kernel/lib/crc-x.ko", exports: []string{"crc_fn"}},
+	// A soft dependency through an alias, as ext4's "pre: crc32c" is met
+	// by crc32c_generic's "alias=crypto-crc32c".
+	{path: "kernel/crypto/crcfake-generic.ko", aliases: []string{"crypto-crcfake", "crcfake"}},
+	{path: "kernel/fs/softy.ko", softdep: "pre: crcfake", uses: []string{"base_fn"}},
 	{path: "kernel/drivers/left.ko", exports: []string{"left_fn"}, uses: []string{"base_fn"}},
 	{path: "kernel/drivers/right.ko", exports: []string{"right_fn"}, uses: []string{"base_fn", "crc_fn"}},
 	{path: "kernel/drivers/top.ko", exports: []string{"top_fn"}, uses: []string{"left_fn", "right_fn"}},
@@ -163,7 +181,7 @@ var fakeModules = []fakeModule{
 	{path: "kernel/fs/alone.ko"},
 }
 
-var fakeNames = []string{"base", "crc_x", "crc-x", "left", "right", "top", "my_dash-mix", "packed", "leaf", "alone", "squashfs"}
+var fakeNames = []string{"base", "crc_x", "crc-x", "left", "right", "top", "my_dash-mix", "packed", "leaf", "alone", "softy", "squashfs"}
 
 // TestAgainstDepmodAndModprobe builds modules whose dependencies depmod
 // works out itself (a diamond, a chain, '-' in names, a compressed module, a
@@ -312,5 +330,58 @@ func TestDebianKernel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResolveFSFromTree: a kernel package applied to an in-memory tree
+// (merged /usr: /lib a symlink to usr/lib) resolves through Tree.FS
+// exactly as the same modules on disk, without modules.dep, and AddToTree
+// reads them from the tree.
+func TestResolveFSFromTree(t *testing.T) {
+	const version = "6.1.0-fake"
+	_, modDir := buildFakeModules(t, version, fakeModules, []string{"kernel/fs/squashfs/squashfs.ko"})
+	for _, f := range []string{"modules.dep", "modules.dep.bin", "modules.softdep", "modules.alias", "modules.alias.bin"} {
+		os.Remove(filepath.Join(modDir, f))
+	}
+	tr := rootfs.New()
+	if err := tr.MkdirAll("/usr/lib/modules", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Add("/lib", &rootfs.Entry{Type: rootfs.TypeSymlink, Target: "usr/lib"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hostfs.Add(context.Background(), tr, modDir, "/usr/lib/modules/"+version, hostfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	fromDisk, err := Resolve(modDir, fakeNames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromTree, err := ResolveFS(tr.FS(), "lib/modules/"+version, fakeNames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resolvedPaths(fromTree), resolvedPaths(fromDisk); !reflect.DeepEqual(got, want) {
+		t.Fatalf("from the tree %q, from disk %q", got, want)
+	}
+	initrd := rootfs.New()
+	if err := fromTree.AddToTree(initrd, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range fromTree.Load {
+		e, ok := initrd.Get("/lib/modules/" + version + "/" + m.Path)
+		if !ok {
+			t.Fatalf("%s not in the initrd tree", m.Path)
+		}
+		r, err := e.Content()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		host, _ := os.ReadFile(filepath.Join(modDir, m.Path))
+		if !bytes.Equal(b, host) {
+			t.Errorf("%s: content differs from the host file", m.Path)
+		}
 	}
 }

@@ -4,9 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"keel/rootfs"
@@ -29,20 +28,25 @@ func (s *Set) AddToTree(tree *rootfs.Tree, mtime int64) error {
 	base := path.Join("/lib/modules", s.Version)
 	var order strings.Builder
 	order.WriteString("# kernel modules keel-init loads, in this order\n")
+	fsys, dir := s.FS, s.Dir
+	if fsys == nil {
+		fsys = hostFS{}
+	}
 	for _, m := range s.Load {
-		host := filepath.Join(s.Dir, filepath.FromSlash(m.Path))
-		st, err := os.Stat(host)
+		name := path.Join(dir, m.Path)
+		st, err := fs.Stat(fsys, name)
 		if err != nil {
 			return fmt.Errorf("adding kernel module %s: %w", m.Name, err)
 		}
 		if !st.Mode().IsRegular() {
-			return fmt.Errorf("adding kernel module %s: %s is not a regular file", m.Name, host)
+			return fmt.Errorf("adding kernel module %s: %s is not a regular file", m.Name, name)
 		}
 		dst := path.Join(base, m.Path)
 		if err := mkdirAll(tree, path.Dir(dst), mtime); err != nil {
 			return fmt.Errorf("adding kernel module %s: %w", m.Name, err)
 		}
-		e := &rootfs.Entry{Type: rootfs.TypeFile, Mode: 0o644, Mtime: mtime, Size: st.Size(), Content: rootfs.HostFile(host)}
+		e := &rootfs.Entry{Type: rootfs.TypeFile, Mode: 0o644, Mtime: mtime, Size: st.Size(),
+			Content: func() (io.ReadCloser, error) { return fsys.Open(name) }}
 		if err := tree.Add(dst, e); err != nil {
 			return fmt.Errorf("adding kernel module %s: %w", m.Name, err)
 		}

@@ -137,7 +137,7 @@ func TestAddToTreeErrors(t *testing.T) {
 		{
 			name: "missing file",
 			set:  Set{Dir: dir, Version: "6.1.0", Load: []Module{{Name: "gone", Path: "kernel/gone.ko"}}},
-			want: "adding kernel module gone: stat " + dir + "/kernel/gone.ko: no such file",
+			want: "adding kernel module gone: open " + dir + "/kernel/gone.ko: no such file",
 		},
 		{
 			name: "not a file",
