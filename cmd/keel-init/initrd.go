@@ -3,12 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"keel/rootfs/factory"
+	"keel/rootfs/machineid"
 )
 
 const (
@@ -65,7 +69,9 @@ func initrdMain(con *console) error {
 	}
 	con.logf("root: %s, slot %s, mounted read-only", root, firstNonEmpty(params.Slot, "unknown"))
 
-	mountData(con, params, root.Disk)
+	if mountData(con, params, root.Disk) {
+		prepareVar(con)
+	}
 
 	for _, p := range initrdToMove {
 		if err := unix.Mount(p, sysroot+p, "", unix.MS_MOVE, ""); err != nil {
@@ -199,19 +205,19 @@ func ensureDevNode(b blockDev) error {
 	return nil
 }
 
-// mountData mounts the data partition (ext4) on the rootfs's /var. Nothing
-// here stops the boot: a system that comes up without its data, saying so
+// mountData mounts the data partition (ext4) on the rootfs's /var, or a
+// tmpfs in its place, and reports whether /var is writable. Nothing here
+// stops the boot: a system that comes up without its data, saying so
 // loudly, can still be reached, updated or rolled back.
-func mountData(con *console, params bootParams, rootDisk string) {
+func mountData(con *console, params bootParams, rootDisk string) (writable bool) {
 	target := sysroot + "/var"
 	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
 		con.logf("WARNING: the rootfs has no /var directory: data partition not mounted")
-		return
+		return false
 	}
 	if params.NoData {
 		con.logf("keel.data=none: /var is a tmpfs")
-		mountVarTmpfs(con, target)
-		return
+		return mountVarTmpfs(con, target)
 	}
 	spec := params.Data
 	if spec.Kind == "" {
@@ -227,14 +233,58 @@ func mountData(con *console, params bootParams, rootDisk string) {
 	if err != nil {
 		con.logf("WARNING: data partition: %v", err)
 		con.logf("WARNING: /var is a tmpfs: NOTHING WRITTEN TO /var WILL SURVIVE A REBOOT")
-		mountVarTmpfs(con, target)
-		return
+		return mountVarTmpfs(con, target)
 	}
 	con.logf("data: %s mounted on /var", dev)
+	return true
 }
 
-func mountVarTmpfs(con *console, target string) {
+func mountVarTmpfs(con *console, target string) bool {
 	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
 		con.logf("WARNING: mounting a tmpfs on /var: %v; /var is read-only", err)
+		return false
+	}
+	return true
+}
+
+// prepareVar runs once /var is writable, before the rootfs's init starts:
+// what the image keeps under /var (its factory copy) is made where /var
+// lacks it, and the disk gets its machine id, made at its first boot and
+// mounted over the image's empty /etc/machine-id. Nothing here stops the
+// boot either.
+func prepareVar(con *console) {
+	start := time.Now()
+	st, err := factory.Populate(sysroot+factory.Dir, sysroot+factory.Var, con.logf)
+	took := time.Since(start).Round(100 * time.Microsecond)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		con.logf("/var: the image has no factory copy (%s)", factory.Dir)
+	case err != nil:
+		con.logf("WARNING: /var: %v", err)
+	default:
+		line := fmt.Sprintf("/var: %d created from the factory copy, %d kept", st.Created, st.Kept)
+		if st.Skipped > 0 {
+			line += fmt.Sprintf(", %d skipped", st.Skipped)
+		}
+		if st.Failed > 0 {
+			line = fmt.Sprintf("WARNING: %s, %d NOT CREATED (see above)", line, st.Failed)
+		}
+		con.logf("%s (%v)", line, took)
+	}
+
+	created, err := machineid.Ensure(sysroot+"/var", con.logf)
+	if err != nil {
+		con.logf("WARNING: machine id: %v", err)
+		return
+	}
+	if created {
+		con.logf("machine id: a new one in /var/%s", machineid.File)
+	}
+	err = machineid.Mount(sysroot+"/var", sysroot+machineid.Target)
+	switch {
+	case errors.Is(err, machineid.ErrNoTarget):
+		con.logf("machine id: not mounted: %v", err)
+	case err != nil:
+		con.logf("WARNING: machine id: %v", err)
 	}
 }

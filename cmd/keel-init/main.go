@@ -2,7 +2,11 @@
 //
 //   - /init in the initrd: load the kernel modules the image needs, find
 //     and mount the slot's read-only squashfs root and the data partition
-//     (at /var), and switch_root into the rootfs's init.
+//     (at /var); on a writable /var, make what is missing there of the
+//     image's factory copy of /var (/usr/share/factory/var, never changing
+//     what exists) and the disk's machine id (/var/lib/keel/machine-id,
+//     made at the first boot, bind-mounted read-only over the image's
+//     empty /etc/machine-id); then switch_root into the rootfs's init.
 //   - /sbin/init in the rootfs, when the image has no other init: supervise
 //     the services in /etc/keel/services, reap orphans, print
 //     "keel: ready <name> <version> slot=<a|b>" once all are up, and power
@@ -30,7 +34,9 @@
 //
 // Rootfs files: /etc/keel/services/*.json and /etc/keel/health.json (package
 // keel/rootfs/services), /etc/hostname, /etc/os-release (IMAGE_ID,
-// IMAGE_VERSION), /etc/passwd and /etc/group for service users.
+// IMAGE_VERSION), /etc/passwd and /etc/group for service users; for the
+// initrd role, /usr/share/factory/var (package keel/rootfs/factory) and
+// /etc/machine-id (package keel/rootfs/machineid).
 //
 // Signals to PID 1, as busybox init takes them (so busybox's halt, poweroff
 // and reboot work): SIGUSR1 halt, SIGUSR2 power off, SIGTERM reboot,

@@ -1,6 +1,7 @@
 // Package assemble turns a loaded profile into the root filesystem tree:
 // the profile's sources applied in order, then the files keel generates
-// (users, hostname, os-release, services, keel's own binaries, mount points).
+// (users, hostname, os-release, services, keel's own binaries, mount points),
+// then /var moved to its factory copy (package keel/rootfs/factory).
 package assemble
 
 import (
@@ -15,7 +16,9 @@ import (
 
 	"keel/profiles"
 	"keel/rootfs"
+	"keel/rootfs/factory"
 	"keel/rootfs/hostfs"
+	"keel/rootfs/machineid"
 	"keel/rootfs/services"
 )
 
@@ -62,6 +65,12 @@ func Tree(ctx context.Context, p *profiles.Profile, o Options) (*rootfs.Tree, er
 		return nil, err
 	}
 	clamp(t, o.Epoch)
+	// Last, so that everything sources and generate put under /var (user
+	// homes, packages' state) is in the factory copy, which keel-init
+	// copies onto the data partition mounted there at boot.
+	if err := factory.Split(t, o.Epoch); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -160,6 +169,11 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 		}
 	}
 	if err := add("/etc/hostname", 0o644, 0, 0, []byte(p.Hostname+"\n")); err != nil {
+		return err
+	}
+	// Empty, whatever a source brought: an id in the read-only root would
+	// be every disk's. keel-init mounts the disk's own id over it.
+	if err := add(machineid.Target, 0o444, 0, 0, nil); err != nil {
 		return err
 	}
 	if err := add("/etc/os-release", 0o644, 0, 0, osRelease(t, p)); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"keel/profiles"
 	"keel/rootfs"
+	"keel/rootfs/factory"
 )
 
 func load(t *testing.T) *rootfs.Tree {
@@ -53,6 +54,7 @@ func TestGeneratedFiles(t *testing.T) {
 		{"/etc/group", 0o644, 0, 0, []string{"root:x:0:\n", "wheel:x:10:alice\n", "shadow:x:42:\n", "alice:x:1000:\n"}},
 		{"/etc/shadow", 0o640, 0, 42, []string{"root:!:", "alice:$6$salt$hash:"}},
 		{"/etc/hostname", 0o644, 0, 0, []string{"box\n"}},
+		{"/etc/machine-id", 0o444, 0, 0, nil},
 		{"/etc/os-release", 0o644, 0, 0, []string{"NAME=\"asm\"", "IMAGE_ID=asm\n", "IMAGE_VERSION=\"2.1.0\"\n"}},
 		{"/etc/motd", 0o600, 1000, 0, []string{"hello\n"}},
 		{"/home/alice/.ssh/authorized_keys", 0o600, 1000, 1000, []string{"ssh-ed25519 AAAA alice@laptop\n"}},
@@ -84,6 +86,9 @@ func TestGeneratedFiles(t *testing.T) {
 		if e, ok := tree.Get(d); !ok || e.Type != rootfs.TypeDir {
 			t.Errorf("mount point %s missing", d)
 		}
+	}
+	if e, _ := tree.Get("/etc/machine-id"); e.Size != 0 {
+		t.Errorf("/etc/machine-id holds %d bytes: an id in the image would be every disk's", e.Size)
 	}
 	if HasInit(tree) {
 		t.Error("HasInit true for a tree without systemd")
@@ -134,5 +139,59 @@ func TestImageSourceNeedsBackend(t *testing.T) {
 	_, err := Tree(context.Background(), p, Options{KeelInit: []byte("x")})
 	if err == nil || !strings.Contains(err.Error(), "oci:/nowhere:1") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestVarGoesToTheFactoryCopy: what a profile puts under /var (a user's
+// home, a file) ends up in the factory copy, and /var is left an empty
+// mount point for the data partition.
+func TestVarGoesToTheFactoryCopy(t *testing.T) {
+	p := &profiles.Profile{
+		Name: "v", Version: "1", Hostname: "v",
+		Sources: []profiles.Source{
+			{File: "/var/lib/app/config", Content: "factory config\n", Mode: 0o640, GID: 50},
+			{File: "/etc/machine-id", Content: "0123456789abcdef0123456789abcdef\n", Mode: 0o444},
+		},
+		Users: []profiles.User{{Name: "keel", UID: 1000, GID: 1000, Home: "/var/home/keel", Shell: "/bin/sh", Password: "!",
+			SSHAuthorizedKeys: []string{"ssh-ed25519 AAAA keel"}}},
+	}
+	tree, err := Tree(context.Background(), p, Options{KeelInit: []byte("x"), Epoch: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := tree.Get("/var"); !ok || e.Type != rootfs.TypeDir || len(tree.Children("/var")) != 0 {
+		t.Errorf("/var: %+v with %v, want an empty directory", e, tree.Children("/var"))
+	}
+	for _, tt := range []struct {
+		path     string
+		mode     uint32
+		uid, gid uint32
+		content  string
+	}{
+		{"/home/keel", 0o700, 1000, 1000, ""},
+		{"/home/keel/.ssh", 0o700, 1000, 1000, ""},
+		{"/home/keel/.ssh/authorized_keys", 0o600, 1000, 1000, "ssh-ed25519 AAAA keel\n"},
+		{"/lib/app/config", 0o640, 0, 50, "factory config\n"},
+	} {
+		p := factory.Dir + tt.path
+		e, ok := tree.Get(p)
+		if !ok {
+			t.Errorf("%s missing", p)
+			continue
+		}
+		if e.Mode != tt.mode || e.UID != tt.uid || e.GID != tt.gid {
+			t.Errorf("%s: mode %#o owner %d:%d, want %#o %d:%d", p, e.Mode, e.UID, e.GID, tt.mode, tt.uid, tt.gid)
+		}
+		if e.Type == rootfs.TypeFile {
+			if got := read(t, tree, p); got != tt.content {
+				t.Errorf("%s: %q, want %q", p, got, tt.content)
+			}
+		}
+	}
+	if !strings.Contains(read(t, tree, "/etc/passwd"), "keel:x:1000:1000:keel:/var/home/keel:/bin/sh\n") {
+		t.Errorf("passwd does not name the home under /var (where it is at runtime):\n%s", read(t, tree, "/etc/passwd"))
+	}
+	if e, _ := tree.Get("/etc/machine-id"); e.Size != 0 {
+		t.Errorf("a source's machine id is kept in the image: %d bytes", e.Size)
 	}
 }

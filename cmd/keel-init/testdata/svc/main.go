@@ -6,7 +6,8 @@
 //	                    run until killed
 //	svc exit N          print a line and exit with status N
 //	svc signal-init SIG wait 1.5 s, send SIG (a number) to PID 1, then sleep
-//	svc copy FROM TO    print FROM's content, write it to TO, exit 0
+//	svc copy FROM TO... print each FROM's content, write it to its TO,
+//	                    exit 0
 //
 // Built by the test (CGO_ENABLED=0); it lives in testdata so that
 // `go build ./...` leaves it alone.
@@ -61,15 +62,17 @@ func main() {
 		fmt.Printf("exiting with %d\n", n)
 		os.Exit(n)
 	case "copy":
-		b, err := os.ReadFile(os.Args[2])
-		if err != nil {
-			fmt.Println(err)
-			os.Exit(1)
-		}
-		fmt.Printf("%s: %s", os.Args[2], b)
-		if err := os.WriteFile(os.Args[3], b, 0o644); err != nil {
-			fmt.Println(err)
-			os.Exit(1)
+		for i := 2; i+1 < len(os.Args); i += 2 {
+			b, err := os.ReadFile(os.Args[i])
+			if err != nil {
+				fmt.Println(err)
+				os.Exit(1)
+			}
+			fmt.Printf("%s: %s", os.Args[i], b)
+			if err := os.WriteFile(os.Args[i+1], b, 0o644); err != nil {
+				fmt.Println(err)
+				os.Exit(1)
+			}
 		}
 	case "signal-init":
 		n, _ := strconv.Atoi(os.Args[2])
