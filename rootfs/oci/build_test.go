@@ -6,124 +6,32 @@ package oci
 // image.
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
+
+	"keel/rootfs/tarfs/tarfstest"
 )
 
-// epoch is the mtime of every test entry that does not set one.
-var epoch = time.Unix(1700000000, 0)
+// The entry builders and tree checks are tarfstest's, shared with the tarfs
+// and debfile tests.
+type ent = tarfstest.Ent
 
-// ent is one tar entry.
-type ent struct {
-	hdr  tar.Header
-	body string
-}
-
-func file(name string, mode int64, body string) ent {
-	return ent{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(body))}, body: body}
-}
-
-func dir(name string, mode int64) ent {
-	return ent{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode}}
-}
-
-func symlink(name, target string) ent {
-	return ent{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
-}
-
-func hardlink(name, target string) ent {
-	return ent{hdr: tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target, Mode: 0o644}}
-}
-
-func device(typ byte, name string, mode, major, minor int64) ent {
-	return ent{hdr: tar.Header{Typeflag: typ, Name: name, Mode: mode, Devmajor: major, Devminor: minor}}
-}
-
-func fifo(name string, mode int64) ent {
-	return ent{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: name, Mode: mode}}
-}
-
-// whiteout is the marker file for name, an empty regular file as Docker
-// writes it.
-func whiteout(name string) ent { return file(name, 0o644, "") }
-
-// owned sets the owner of e.
-func owned(e ent, uid, gid int) ent {
-	e.hdr.Uid, e.hdr.Gid = uid, gid
-	return e
-}
-
-// xattr adds an extended attribute to e, as a PAX record.
-func xattr(e ent, name, value string) ent {
-	if e.hdr.PAXRecords == nil {
-		e.hdr.PAXRecords = map[string]string{}
-	}
-	e.hdr.PAXRecords["SCHILY.xattr."+name] = value
-	return e
-}
-
-// mtime sets the modification time of e.
-func mtime(e ent, sec int64) ent {
-	e.hdr.ModTime = time.Unix(sec, 0)
-	return e
-}
-
-// layerTar returns an uncompressed tar of the entries, in order.
-func layerTar(t testing.TB, entries ...ent) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := e.hdr
-		if h.ModTime.IsZero() {
-			h.ModTime = epoch
-		}
-		h.Format = tar.FormatPAX
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatalf("tar header %s: %v", h.Name, err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatalf("tar body %s: %v", h.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func gzipped(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func zstded(t testing.TB, b []byte) []byte {
-	t.Helper()
-	zw, err := zstd.NewWriter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zw.Close()
-	return zw.EncodeAll(b, nil)
-}
+var (
+	file       = tarfstest.File
+	dir        = tarfstest.Dir
+	layerTar   = tarfstest.Tar
+	gzipped    = tarfstest.Gzip
+	zstded     = tarfstest.Zstd
+	dump       = tarfstest.Dump
+	checkTree  = tarfstest.CheckTree
+	checkSpool = tarfstest.CheckSpool
+	checkOnly  = tarfstest.CheckOnly
+	sha256hex  = tarfstest.SHA256
+)
 
 // layer is one layer of a test image: its blob as stored and its
 // uncompressed tar (whose digest is the diff ID).
@@ -312,54 +220,4 @@ func write(t testing.TB, name string, b []byte) {
 	if err := os.WriteFile(name, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func sha256hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
-// sparseTar returns a tar holding one PAX (1.0) sparse file "f" of realsize
-// bytes stored in a few: Go's tar writer cannot write one, so the blocks are
-// made here.
-func sparseTar(realsize int64) []byte {
-	rec := func(k, v string) string {
-		r := " " + k + "=" + v + "\n"
-		for n := len(r); ; {
-			s := fmt.Sprintf("%d%s", n, r)
-			if len(s) == n {
-				return s
-			}
-			n = len(s)
-		}
-	}
-	header := func(name string, typ byte, size int) []byte {
-		b := make([]byte, 512)
-		copy(b[0:], name)
-		copy(b[100:], "0000644\x00")
-		copy(b[108:], "0000000\x00")
-		copy(b[116:], "0000000\x00")
-		copy(b[124:], fmt.Sprintf("%011o\x00", size))
-		copy(b[136:], "00000000000\x00")
-		b[156] = typ
-		copy(b[257:], "ustar\x0000")
-		copy(b[148:], "        ")
-		sum := 0
-		for _, c := range b {
-			sum += int(c)
-		}
-		copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
-		return b
-	}
-	pad := func(b []byte) []byte { return append(b, make([]byte, (512-len(b)%512)%512)...) }
-	recs := rec("GNU.sparse.major", "1") + rec("GNU.sparse.minor", "0") + rec("GNU.sparse.name", "f") +
-		rec("GNU.sparse.realsize", fmt.Sprint(realsize))
-	// The sparse map (one 4-byte chunk at the very end), then the data.
-	body := append(pad([]byte(fmt.Sprintf("1\n%d\n4\n", realsize-4))), "data"...)
-	var out []byte
-	out = append(out, header("PaxHeaders/f", 'x', len(recs))...)
-	out = append(out, pad([]byte(recs))...)
-	out = append(out, header("GNUSparseFile.0/f", '0', len(body))...)
-	out = append(out, pad(body)...)
-	return append(out, make([]byte, 1024)...)
 }

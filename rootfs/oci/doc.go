@@ -24,19 +24,12 @@
 //     certs.d and auth files all point into an empty directory under the
 //     cache, and registries are contacted anonymously. Plain http (or an
 //     unverified TLS certificate) is used only with Options.Insecure.
-//   - Containment. The tree is in memory, so nothing in a layer can touch the
-//     host; what is refused is an entry that would land outside the image's
-//     root or be resolved through a symlink. Names with a ".." component are
-//     refused outright (a real layer never has them; a lexical clean would
-//     disagree with the kernel whenever a symlink is involved). Absolute names
-//     are refused too, where Docker strips the leading "/": such a tar was made
-//     for a host, not as a layer. Symlinks are recorded, never followed: an
-//     entry, hard link or whiteout whose parent chain holds a symlink is
-//     refused, whatever the symlink points at.
-//   - Sparse files are refused: the tar reader fills their holes, so a
-//     header of a few bytes could make the spool write terabytes, and no
-//     image tool writes them.
-//   - Whiteouts (".wh.NAME") and opaque markers (".wh..wh..opq") hide only what
-//     lower layers put there, as the OCI image spec says: what the same layer
-//     adds survives, whatever the order of entries inside the layer.
+//   - Containment. Applying a layer's tar is rootfs/tarfs's, the same rules
+//     as for Debian packages (see its package comment): no "..", no absolute
+//     names, never written through a symlink, sparse files refused, hard
+//     links only to what the tree holds, Options.Protected honoured. Here,
+//     with OCI whiteouts and opaque markers, which hide only what lower
+//     layers put there, as the OCI image spec says.
+//   - Compression is told by magic number, not by media type: Docker's types
+//     say "gzip" for layers of any compression.
 package oci

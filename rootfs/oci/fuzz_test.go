@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"keel/rootfs"
+	"keel/rootfs/tarfs"
+	"keel/rootfs/tarfs/tarfstest"
 )
 
 // FuzzApplyLayer feeds arbitrary layers: ApplyLayer must never panic, and
@@ -18,17 +20,17 @@ func FuzzApplyLayer(f *testing.F) {
 		f.Add(l.blob)
 		f.Add(l.tar)
 	}
-	f.Add(layerTar(f, symlink("escape", "/"), file("escape/x", 0o644, "x")))
-	f.Add(layerTar(f, file("a", 0o644, "a"), hardlink("b", "a"), whiteout(".wh.a"), whiteout(".wh..wh..opq")))
-	f.Add(sparseTar(1 << 20))
+	f.Add(layerTar(f, tarfstest.Symlink("escape", "/"), file("escape/x", 0o644, "x")))
+	f.Add(layerTar(f, file("a", 0o644, "a"), tarfstest.Hardlink("b", "a"), tarfstest.Whiteout(".wh.a"), tarfstest.Whiteout(".wh..wh..opq")))
+	f.Add(tarfstest.SparseTar(1 << 20))
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		dir := filepath.Join(t.TempDir(), "spool")
-		spool, err := NewSpool(dir)
+		spool, err := tarfs.NewSpool(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tree := rootfs.New()
-		_ = ApplyLayer(context.Background(), tree, bytes.NewReader(blob), "fuzz", spool)
+		_ = ApplyLayer(context.Background(), tree, bytes.NewReader(blob), tarfs.Options{Name: "fuzz", Spool: spool, Protected: []string{"/etc/keel"}})
 		dump(t, tree)
 		checkSpool(t, dir)
 	})

@@ -14,6 +14,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"keel/rootfs"
+	"keel/rootfs/tarfs"
 )
 
 // Options says how to fetch an image.
@@ -32,6 +33,11 @@ type Options struct {
 	// Insecure allows registries over plain http or with a certificate that
 	// does not verify (a registry on 127.0.0.1 in a test, say).
 	Insecure bool
+	// Protected lists tree paths no layer may write or remove (keel passes
+	// "/etc/keel"); see tarfs.Options.Protected.
+	Protected []string
+	// Limits bounds what each layer may expand to; zero means no bound.
+	Limits tarfs.Limits
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -71,7 +77,7 @@ func apply(ctx context.Context, t *rootfs.Tree, ref string, opts Options) (*Info
 	if err != nil {
 		return nil, fmt.Errorf("preparing cache: %w", err)
 	}
-	spool, err := NewSpool(filepath.Join(opts.CacheDir, "content"))
+	spool, err := tarfs.NewSpool(filepath.Join(opts.CacheDir, "content"))
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +110,11 @@ func apply(ctx context.Context, t *rootfs.Tree, ref string, opts Options) (*Info
 			return nil, fmt.Errorf("layer %s: encrypted layers are not supported", l.Digest)
 		}
 		log.Info("applying layer", "image", ref, "layer", l.Digest, "size", l.Size)
-		if err := applyBlob(ctx, t, b, l, "layer "+l.Digest.String(), spool); err != nil {
+		lopts := tarfs.Options{
+			Name: "layer " + l.Digest.String(), Spool: spool,
+			Protected: opts.Protected, Limits: opts.Limits,
+		}
+		if err := applyBlob(ctx, t, b, l, lopts); err != nil {
 			return nil, err
 		}
 		info.Layers = append(info.Layers, l.Digest)
@@ -167,13 +177,13 @@ func checkPlatform(ctx context.Context, img types.Image, sys *types.SystemContex
 // applyBlob applies one layer blob and checks its digest. A blob that fails
 // the check is reported as such even when it also failed to parse: the
 // digest says why.
-func applyBlob(ctx context.Context, t *rootfs.Tree, b *blobs, l types.BlobInfo, name string, spool *Spool) error {
+func applyBlob(ctx context.Context, t *rootfs.Tree, b *blobs, l types.BlobInfo, opts tarfs.Options) error {
 	v, c, err := b.open(ctx, l)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	defer c.Close()
-	aerr := ApplyLayer(ctx, t, v, name, spool)
+	aerr := ApplyLayer(ctx, t, v, opts)
 	if verr := v.finish(); verr != nil {
 		b.discard(l)
 		if aerr != nil {

@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -9,323 +8,38 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"keel/rootfs"
+	"keel/rootfs/tarfs"
+	"keel/rootfs/tarfs/tarfstest"
 )
 
-const capability = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-
-// mainLayers is the image most tests apply: three layers, one per
-// compression, exercising every entry type, ownership, setuid and sticky
-// bits, xattrs, hard links within and across layers, implicit parents,
-// whiteouts and an opaque directory, with the ordering cases inside a layer
-// that the OCI spec settles (a layer's whiteouts never hide its own entries).
+// mainLayers is the image most tests apply: tarfstest.Layers, one layer per
+// compression. Applying layers is tarfs's and tested there; here it is the
+// image as a transport carries it.
 func mainLayers(t testing.TB) []layer {
-	l1 := layerTar(t,
-		dir("./", 0o755),
-		dir("etc/", 0o755),
-		file("etc/passwd", 0o644, "root:x:0:0::/root:/bin/sh\n"),
-		dir("usr/bin/", 0o755), // "usr/" omitted: created implicitly
-		file("usr/bin/tool", 0o4755, "#!tool\n"),
-		hardlink("usr/bin/tool-alias", "usr/bin/tool"),
-		xattr(file("usr/bin/ping", 0o755, "ping"), "security.capability", capability),
-		hardlink("usr/bin/ping6", "usr/bin/ping"),
-		symlink("bin", "usr/bin"),
-		device(tar.TypeChar, "dev/null", 0o666, 1, 3),
-		owned(device(tar.TypeBlock, "dev/sda", 0o660, 8, 0), 0, 6),
-		dir("tmp/", 0o1777),
-		fifo("run/initctl", 0o600),
-		dir("opt/app/", 0o755),
-		file("opt/app/a", 0o644, "A"),
-		file("opt/app/sub/c", 0o2644, "C"),
-		file("var/lib/gone", 0o644, "gone"),
-		file("var/lib/stay", 0o644, "stay"),
-		owned(mtime(file("home/user/.profile", 0o600, "old\n"), 1600000000), 1000, 1000),
-		dir("srv/", 0o755),
-		file("srv/keep", 0o644, "lower keep"),
-		file("empty", 0o644, ""),
-	)
-	l2 := layerTar(t,
-		whiteout("var/lib/.wh.gone"),
-		file("opt/app/new", 0o644, "N"),
-		whiteout("opt/app/.wh..wh..opq"), // after "new": new survives
-		hardlink("etc/passwd-", "etc/passwd"),
-		file("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n"), // passwd- keeps the old inode
-		owned(mtime(file("srv/keep", 0o600, "upper keep"), 1600000000), 33, 33),
-		whiteout("srv/.wh.keep"), // same layer: keep survives
-		whiteout("home/user/.wh..profile"),
-		owned(file("home/user/.profile", 0o640, "new\n"), 1000, 1000), // re-added after its whiteout
-		dir(".wh..wh.plnk/", 0o700),                                   // aufs bookkeeping, skipped
-		file(".wh..wh.plnk/12.34", 0o644, "x"),
-	)
-	l3 := layerTar(t,
-		dir("etc/", 0o750), // restated: children stay
-		file("usr/bin/tool", 0o755, "#!tool v2\n"),
-		whiteout("dev/.wh.sda"),
-		dir("var/lib/stay/", 0o700), // a directory replaces a file
-		symlink("srv/keep", "/etc/passwd"),
-	)
-	return []layer{gzipLayer(t, l1), zstdLayer(t, l2), plainLayer(l3)}
+	l := tarfstest.Layers(t)
+	return []layer{gzipLayer(t, l[0]), zstdLayer(t, l[1]), plainLayer(l[2])}
 }
 
-var mainTree = []string{
-	`/ dir 0755 0:0`,
-	`/bin sym 0777 0:0 -> usr/bin`,
-	`/dev dir 0755 0:0 t=0`,
-	`/dev/null chr 0666 0:0 1:3`,
-	`/empty file 0644 0:0 ""`,
-	`/etc dir 0750 0:0`,
-	`/etc/passwd file 0644 0:0 "root:x:0:0:root:/root:/bin/sh\n"`,
-	`/etc/passwd- file 0644 0:0 "root:x:0:0::/root:/bin/sh\n"`,
-	`/home dir 0755 0:0 t=0`,
-	`/home/user dir 0755 0:0 t=0`,
-	`/home/user/.profile file 0640 1000:1000 "new\n"`,
-	`/opt dir 0755 0:0 t=0`,
-	`/opt/app dir 0755 0:0`,
-	`/opt/app/new file 0644 0:0 "N"`,
-	`/run dir 0755 0:0 t=0`,
-	`/run/initctl fifo 0600 0:0`,
-	`/srv dir 0755 0:0`,
-	`/srv/keep sym 0777 0:0 -> /etc/passwd`,
-	`/tmp dir 1777 0:0`,
-	`/usr dir 0755 0:0 t=0`,
-	`/usr/bin dir 0755 0:0`,
-	`/usr/bin/ping file 0755 0:0 "ping" x:security.capability="\x01\x00\x00\x02\x00 \x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"`,
-	`/usr/bin/ping6 file 0755 0:0 link=/usr/bin/ping "ping" x:security.capability="\x01\x00\x00\x02\x00 \x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"`,
-	`/usr/bin/tool file 0755 0:0 "#!tool v2\n"`,
-	`/usr/bin/tool-alias file 4755 0:0 "#!tool\n"`,
-	`/var dir 0755 0:0 t=0`,
-	`/var/lib dir 0755 0:0 t=0`,
-	`/var/lib/stay dir 0700 0:0`,
-}
+var mainTree = tarfstest.LayersTree
 
-func TestApplyLayers(t *testing.T) {
-	spool, err := NewSpool(filepath.Join(t.TempDir(), "spool"))
+// TestApplyLayerCompressions applies the main layers as blobs, each in its
+// compression, told apart by magic number.
+func TestApplyLayerCompressions(t *testing.T) {
+	spool, err := tarfs.NewSpool(filepath.Join(t.TempDir(), "spool"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tree := rootfs.New()
 	for i, l := range mainLayers(t) {
-		if err := ApplyLayer(context.Background(), tree, bytes.NewReader(l.blob), "layer"+string(rune('1'+i)), spool); err != nil {
+		if err := ApplyLayer(context.Background(), tree, bytes.NewReader(l.blob), tarfs.Options{Name: "layer" + string(rune('1'+i)), Spool: spool}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	checkTree(t, tree, mainTree)
 	checkSpool(t, spool.Dir())
-}
-
-// TestApplyLayerSemantics covers single rules, each on a fresh tree.
-func TestApplyLayerSemantics(t *testing.T) {
-	tests := []struct {
-		name   string
-		layers [][]ent
-		want   []string
-	}{{
-		name: "opaque marker before the layer's own entries",
-		layers: [][]ent{
-			{file("d/old", 0o644, "o"), file("d/sub/old", 0o644, "o")},
-			{whiteout("d/.wh..wh..opq"), file("d/sub/new", 0o644, "n")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/d dir 0755 0:0 t=0`,
-			`/d/sub dir 0755 0:0 t=0`,
-			`/d/sub/new file 0644 0:0 "n"`,
-		},
-	}, {
-		name: "opaque root keeps the layer's own entries",
-		layers: [][]ent{
-			{file("a", 0o644, "a"), file("b/c", 0o644, "c")},
-			{file("b/d", 0o644, "d"), whiteout(".wh..wh..opq")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/b dir 0755 0:0 t=0`,
-			`/b/d file 0644 0:0 "d"`,
-		},
-	}, {
-		name: "whiteout of a directory removes its subtree",
-		layers: [][]ent{
-			{file("d/a", 0o644, "a"), file("d/e/f", 0o644, "f"), file("keep", 0o644, "k")},
-			{whiteout(".wh.d")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/keep file 0644 0:0 "k"`,
-		},
-	}, {
-		name: "whiteout of something missing is nothing",
-		layers: [][]ent{
-			{file("a", 0o644, "a")},
-			{whiteout("nope/.wh.x"), whiteout(".wh.y")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/a file 0644 0:0 "a"`,
-		},
-	}, {
-		name: "a file replaces a directory and its subtree",
-		layers: [][]ent{
-			{file("d/a", 0o644, "a")},
-			{file("d", 0o600, "now a file")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/d file 0600 0:0 "now a file"`,
-		},
-	}, {
-		name: "a hard link replaces what was at its name",
-		layers: [][]ent{
-			{file("a", 0o644, "a"), file("b", 0o644, "b")},
-			{hardlink("b", "a")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/a file 0644 0:0 "a"`,
-			`/b file 0644 0:0 link=/a "a"`,
-		},
-	}, {
-		name: "a hard link to a symlink links the symlink",
-		layers: [][]ent{
-			{symlink("s", "/anywhere"), hardlink("t", "s")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/s sym 0777 0:0 -> /anywhere`,
-			`/t sym 0777 0:0 link=/s -> /anywhere`,
-		},
-	}, {
-		name: "symlinks are recorded as written, whatever they point at",
-		layers: [][]ent{
-			{symlink("up", "../../.."), symlink("abs", "/etc/shadow")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/abs sym 0777 0:0 -> /etc/shadow`,
-			`/up sym 0777 0:0 -> ../../..`,
-		},
-	}, {
-		name: "a symlink over a directory replaces it",
-		layers: [][]ent{
-			{file("d/a", 0o644, "a")},
-			{symlink("d", "/")},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/d sym 0777 0:0 -> /`,
-		},
-	}, {
-		name: "a restated directory keeps lower children and takes new metadata",
-		layers: [][]ent{
-			{dir("d/", 0o755), file("d/a", 0o644, "a")},
-			{owned(xattr(dir("d/", 0o1770), "user.k", "v"), 5, 6)},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/d dir 1770 5:6 x:user.k="v"`,
-			`/d/a file 0644 0:0 "a"`,
-		},
-	}, {
-		name: "names are cleaned",
-		layers: [][]ent{
-			{file("./a//b/./c", 0o644, "c"), dir("./x/", 0o700)},
-		},
-		want: []string{
-			`/ dir 0755 0:0 t=0`,
-			`/a dir 0755 0:0 t=0`,
-			`/a/b dir 0755 0:0 t=0`,
-			`/a/b/c file 0644 0:0 "c"`,
-			`/x dir 0700 0:0`,
-		},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			spool, err := NewSpool(filepath.Join(t.TempDir(), "spool"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tree := rootfs.New()
-			for i, ents := range tt.layers {
-				if err := ApplyLayer(context.Background(), tree, bytes.NewReader(layerTar(t, ents...)), "layer"+string(rune('1'+i)), spool); err != nil {
-					t.Fatal(err)
-				}
-			}
-			checkTree(t, tree, tt.want)
-			checkSpool(t, spool.Dir())
-		})
-	}
-}
-
-// TestApplyLayerHostile feeds layers that try to reach outside the root. Each
-// must be refused with an error naming the layer and the entry, and leave
-// nothing on the host but complete files in the spool.
-func TestApplyLayerHostile(t *testing.T) {
-	tests := []struct {
-		name      string
-		entries   []ent
-		entry     string // the entry the error must name
-		notUnsafe bool   // refused, but as a malformed layer rather than ErrUnsafe
-		raw       []byte // the layer's tar, when not made from entries
-	}{
-		{"dotdot", []ent{file("../evil", 0o644, "x")}, "../evil", false, nil},
-		{"dotdot inside", []ent{file("a/../../evil", 0o644, "x")}, "a/../../evil", false, nil},
-		{"dotdot not escaping", []ent{file("a/../b", 0o644, "x")}, "a/../b", false, nil},
-		{"dotdot directory", []ent{dir("../", 0o755)}, "../", false, nil},
-		{"absolute", []ent{file("/etc/evil", 0o644, "x")}, "/etc/evil", false, nil},
-		{"write through absolute symlink", []ent{symlink("escape", "/tmp/outside"), file("escape/owned", 0o644, "x")}, "escape/owned", false, nil},
-		{"write through climbing symlink", []ent{symlink("up", "../../.."), file("up/etc/owned", 0o644, "x")}, "up/etc/owned", false, nil},
-		{"write through inner symlink", []ent{file("etc/x", 0o644, "x"), symlink("etc2", "etc"), file("etc2/y", 0o644, "y")}, "etc2/y", false, nil},
-		{"directory through symlink", []ent{symlink("escape", "/"), dir("escape/sub/", 0o755)}, "escape/sub/", false, nil},
-		{"device through symlink", []ent{symlink("escape", "/dev"), device(tar.TypeChar, "escape/mem", 0o600, 1, 1)}, "escape/mem", false, nil},
-		{"symlink through symlink", []ent{symlink("escape", "/"), symlink("escape/x", "y")}, "escape/x", false, nil},
-		{"hard link outside", []ent{hardlink("hl", "../../etc/shadow")}, "hl", false, nil},
-		{"hard link absolute", []ent{hardlink("hl", "/etc/shadow")}, "hl", false, nil},
-		{"hard link through symlink", []ent{file("real/f", 0o644, "f"), symlink("lnk", "real"), hardlink("hl", "lnk/f")}, "hl", false, nil},
-		{"hard link placed through symlink", []ent{file("f", 0o644, "f"), symlink("lnk", "/"), hardlink("lnk/hl", "f")}, "lnk/hl", false, nil},
-		{"hard link to missing", []ent{hardlink("hl", "nope")}, "hl", true, nil},
-		{"hard link to directory", []ent{dir("d/", 0o755), hardlink("hl", "d")}, "hl", true, nil},
-		{"whiteout of dotdot", []ent{whiteout(".wh...")}, ".wh...", false, nil},
-		{"whiteout of dotdot below", []ent{dir("etc/", 0o755), whiteout("etc/.wh...")}, "etc/.wh...", false, nil},
-		{"whiteout of dot", []ent{dir("etc/", 0o755), whiteout("etc/.wh..")}, "etc/.wh..", false, nil},
-		{"whiteout of nothing", []ent{whiteout(".wh.")}, ".wh.", false, nil},
-		{"whiteout escaping", []ent{whiteout("../.wh.etc")}, "../.wh.etc", false, nil},
-		{"whiteout absolute", []ent{whiteout("/.wh.etc")}, "/.wh.etc", false, nil},
-		{"whiteout through symlink", []ent{file("etc/passwd", 0o644, "p"), symlink("escape", "/etc"), whiteout("escape/.wh.passwd")}, "escape/.wh.passwd", false, nil},
-		{"opaque through symlink", []ent{symlink("escape", "/"), whiteout("escape/.wh..wh..opq")}, "escape/.wh..wh..opq", false, nil},
-		{"below a file", []ent{file("f", 0o644, "f"), file("f/g", 0o644, "g")}, "f/g", false, nil},
-		{"root as a file", []ent{file(".", 0o644, "x")}, ".", true, nil},
-		{"sparse terabyte", nil, "f", false, sparseTar(1 << 40)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			parent := t.TempDir()
-			spool, err := NewSpool(filepath.Join(parent, "spool"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tree := rootfs.New()
-			blob := tt.raw
-			if blob == nil {
-				blob = layerTar(t, tt.entries...)
-			}
-			err = ApplyLayer(context.Background(), tree, bytes.NewReader(gzipped(t, blob)), "img layer sha256:hostile", spool)
-			if err == nil {
-				t.Fatalf("applied; tree:\n%s", strings.Join(dump(t, tree), "\n"))
-			}
-			var ee *EntryError
-			if !errors.As(err, &ee) || ee.Entry != tt.entry || ee.Layer != "img layer sha256:hostile" {
-				t.Fatalf("error %q does not name entry %q of the layer", err, tt.entry)
-			}
-			if got := errors.Is(err, ErrUnsafe); got == tt.notUnsafe {
-				t.Errorf("errors.Is(ErrUnsafe) = %v: %v", got, err)
-			}
-			if !strings.Contains(err.Error(), "img layer sha256:hostile") || !strings.Contains(err.Error(), tt.entry) {
-				t.Errorf("error %q does not say the layer and entry", err)
-			}
-			t.Log(err)
-			checkOnly(t, parent, "spool")
-			checkSpool(t, spool.Dir())
-		})
-	}
 }
 
 func TestApplyLayerCorrupt(t *testing.T) {
@@ -336,17 +50,17 @@ func TestApplyLayerCorrupt(t *testing.T) {
 	}{
 		{"truncated gzip", good[:len(good)-10]},
 		{"gzip checksum", append(append([]byte{}, good[:len(good)-8]...), 0, 0, 0, 0, 0, 0, 0, 0)},
-		{"not a tar", []byte("this is not a tar archive, not even close to one ............................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................")},
+		{"not a tar", []byte("this is not a tar archive, not even close to one " + strings.Repeat(".", 500))},
 		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			parent := t.TempDir()
-			spool, err := NewSpool(filepath.Join(parent, "spool"))
+			spool, err := tarfs.NewSpool(filepath.Join(parent, "spool"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = ApplyLayer(context.Background(), rootfs.New(), bytes.NewReader(tt.blob), "img layer sha256:corrupt", spool)
+			err = ApplyLayer(context.Background(), rootfs.New(), bytes.NewReader(tt.blob), tarfs.Options{Name: "img layer sha256:corrupt", Spool: spool})
 			if err == nil {
 				t.Fatal("applied a corrupt layer")
 			}
@@ -357,5 +71,38 @@ func TestApplyLayerCorrupt(t *testing.T) {
 			checkOnly(t, parent, "spool")
 			checkSpool(t, spool.Dir())
 		})
+	}
+}
+
+// TestApplyOptionsReachLayers: Options.Protected and Options.Limits are
+// applied to every layer, and the error names the image and the layer.
+func TestApplyOptionsReachLayers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	s := blobStore{}
+	planted := gzipLayer(t, layerTar(t, file("etc/hostname", 0o644, "h"), file("etc/keel/keys/x.pub", 0o644, "planted")))
+	writeLayout(t, dir, "v1", s, ociManifest(t, s, "amd64", []layer{planted}))
+	ref := "oci:" + dir + ":v1"
+	layerName := "layer " + digest.FromBytes(planted.blob).String()
+	tests := []struct {
+		name string
+		opts Options
+		is   error
+		says string
+	}{
+		{"protected", Options{Protected: []string{"/etc/keel"}}, tarfs.ErrProtected,
+			ref + ": " + layerName + `: entry "etc/keel/keys/x.pub": /etc/keel is keel's own: no layer may write there`},
+		{"entries", Options{Limits: tarfs.Limits{MaxEntries: 1}}, tarfs.ErrLimit, layerName + ": archive too large: more than 1 entries"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.CacheDir = t.TempDir()
+			_, err := Apply(context.Background(), rootfs.New(), ref, tt.opts)
+			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("error %v, want %q", err, tt.says)
+			}
+		})
+	}
+	if _, err := Apply(context.Background(), rootfs.New(), ref, Options{CacheDir: t.TempDir()}); err != nil {
+		t.Fatalf("without options: %v", err)
 	}
 }

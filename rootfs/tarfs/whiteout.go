@@ -1,4 +1,4 @@
-package oci
+package tarfs
 
 import (
 	"path"
@@ -32,9 +32,15 @@ func isAufsMeta(name string) bool {
 // NAME.
 func (a *applier) whiteout(p string) error {
 	dir, base := path.Split(p)
-	dir = rootfs.Clean(dir)
+	dir, al := a.resolve(rootfs.Clean(dir))
+	if al != nil {
+		dir = al.to
+	}
 	if base == whiteoutOpaque {
-		if err := a.checkParents(p); err != nil {
+		if err := a.checkParents(path.Join(dir, base)); err != nil {
+			return err
+		}
+		if err := a.checkRemoval(dir); err != nil {
 			return err
 		}
 		if e, ok := a.t.Get(dir); !ok || e.Type != rootfs.TypeDir {
@@ -51,8 +57,14 @@ func (a *applier) whiteout(p string) error {
 	if name == "" || name == "." || name == ".." {
 		return unsafe("whiteout of %q", name)
 	}
-	target := path.Join(dir, name)
+	target, al := a.resolve(path.Join(dir, name))
+	if al != nil {
+		return unsafe("whiteout of %s, the alias of %s", target, al.to)
+	}
 	if err := a.checkParents(target); err != nil {
+		return err
+	}
+	if err := a.checkRemoval(target); err != nil {
 		return err
 	}
 	a.removeLower(target)
