@@ -114,6 +114,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, field, tag string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Bool:
+		if !d.scalar(n, field, "true or false") {
+			return
+		}
+		// YAML 1.2 booleans only: "yes" and "on" are strings, a classic
+		// YAML 1.1 surprise.
+		if n.Tag != "!!bool" {
+			d.errorf(n, field, "expected true or false, got %s", describe(n))
+			return
+		}
+		v.SetBool(n.Value == "true" || n.Value == "True" || n.Value == "TRUE")
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.errorf(n, field, "expected a list, got %s", describe(n))

@@ -23,6 +23,19 @@ func (p *Profile) setDefaults() {
 	if p.Hostname == "" {
 		p.Hostname = p.Name
 	}
+	if p.UsesDebian() {
+		deb := &p.Debian
+		if len(deb.Components) == 0 {
+			deb.Components = []string{"main"}
+		}
+		if deb.Architecture == "" {
+			deb.Architecture = DebianArch(p.Arch)
+		}
+		if deb.Base == "" {
+			deb.Base = "none"
+		}
+	}
+	p.Packages = dedupe(p.Packages)
 
 	for i := range p.Sources {
 		s := &p.Sources[i]
@@ -98,6 +111,23 @@ func (p *Profile) setDefaults() {
 			u.Health.Require = append(u.Health.Require, s.Name)
 		}
 	}
+}
+
+// UsesDebian reports whether anything in the profile comes from the Debian
+// repository: packages, the kernel, or (implicitly) the boot loader.
+func (p *Profile) UsesDebian() bool {
+	return len(p.Packages) > 0 || p.Kernel.Package != "" || p.Debian.Suite != ""
+}
+
+// DebianArch is Debian's name for an architecture ("amd64" for x86_64).
+func DebianArch(arch string) string {
+	switch arch {
+	case "x86_64":
+		return "amd64"
+	case "aarch64":
+		return "arm64"
+	}
+	return arch
 }
 
 // dedupe drops repeated strings, keeping the first of each: merged

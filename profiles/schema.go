@@ -75,7 +75,11 @@ var extraSchemas = map[reflect.Type]map[string]any{
 		map[string]any{"required": []string{"dir"}},
 		map[string]any{"required": []string{"file"}},
 	}},
-	reflect.TypeFor[Kernel](): {"not": map[string]any{"required": []string{"file", "image"}}},
+	reflect.TypeFor[Kernel](): {"allOf": []any{
+		map[string]any{"not": map[string]any{"required": []string{"file", "image"}}},
+		map[string]any{"not": map[string]any{"required": []string{"package", "file"}}},
+		map[string]any{"not": map[string]any{"required": []string{"package", "image"}}},
+	}},
 }
 
 func (g *schemaGen) typ(t reflect.Type) map[string]any {
@@ -88,6 +92,8 @@ func (g *schemaGen) typ(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string"}
 	case reflect.Int:
 		return map[string]any{"type": "integer"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
 	case reflect.Slice:
 		return map[string]any{"type": "array", "items": g.typ(t.Elem())}
 	case reflect.Map:

@@ -45,11 +45,16 @@ type Profile struct {
 	// Files lists every file merged.
 	Include  []string  `yaml:"include" keel:"path" doc:"Profile files merged before this one, in order, relative to this file. Later wins for scalars, mappings are merged, lists are appended."`
 	Kernel   Kernel    `yaml:"kernel" required:"true" doc:"The kernel to boot and the modules its initrd carries."`
-	Sources  []Source  `yaml:"sources" doc:"What goes into the root filesystem, applied in order. Each item is exactly one of image, dir or file."`
+	Debian   Debian    `yaml:"debian" doc:"The Debian repository that packages (and kernel.package) come from."`
+	Packages []string  `yaml:"packages" doc:"Debian packages installed first, with their dependencies (Depends, Pre-Depends; not Recommends), from debian's repository; name or name=version."`
+	Sources  []Source  `yaml:"sources" doc:"What goes into the root filesystem, applied in order after packages. Each item is exactly one of image, dir or file."`
 	Users    []User    `yaml:"users" doc:"Users written to /etc/passwd and /etc/shadow. root (uid 0) exists even when not listed."`
 	Groups   []Group   `yaml:"groups" doc:"Groups written to /etc/group. root (gid 0) exists even when not listed."`
 	Hostname string    `yaml:"hostname" doc:"Written to /etc/hostname. Default: name."`
-	Services []Service `yaml:"services" doc:"Services keel-init's supervisor runs when the image has no other init."`
+	Services []Service `yaml:"services" doc:"The image's services: run by keel-init's supervisor, or, in an image with systemd, written as systemd units (NAME.service) and enabled."`
+	Network  []Network `yaml:"network" doc:"Network interfaces, configured through systemd-networkd (images with systemd and systemd-networkd only)."`
+	Timezone string    `yaml:"timezone" doc:"Time zone, e.g. Europe/Berlin (needs the tzdata package): /etc/localtime and /etc/timezone. Default UTC."`
+	Locale   string    `yaml:"locale" doc:"LANG for the whole system, e.g. C.UTF-8 (built into glibc) or en_US.UTF-8 (needs locales-all): /etc/locale.conf and /etc/default/locale."`
 	Boot     Boot      `yaml:"boot" doc:"The boot loader."`
 	Disk     Disk      `yaml:"disk" doc:"Disk image layout."`
 	Update   Update    `yaml:"update" doc:"How updates are tried, judged and trusted."`
@@ -62,10 +67,11 @@ type Profile struct {
 	pos map[string]Pos // field path -> where its value was written
 }
 
-// Kernel names the kernel: either a local file, or a path inside an OCI
-// image.
+// Kernel names the kernel: a local file, a path inside an OCI image, or a
+// Debian package.
 type Kernel struct {
-	File    string   `yaml:"file" keel:"path" doc:"Local path of the kernel (vmlinuz). Exactly one of file and image."`
+	Package string   `yaml:"package" doc:"Debian package of the kernel, e.g. linux-image-amd64: its vmlinuz and modules are used, modules.dep computed by keel. Exactly one of package, file and image."`
+	File    string   `yaml:"file" keel:"path" doc:"Local path of the kernel (vmlinuz). Exactly one of package, file and image."`
 	Image   string   `yaml:"image" keel:"ref" doc:"OCI image reference holding the kernel, e.g. docker://example.org/kernel:6.1 or oci:./kernel:6.1. Needs path."`
 	Path    string   `yaml:"path" doc:"Absolute path of the kernel inside image, e.g. /boot/vmlinuz."`
 	Modules []string `yaml:"modules" doc:"Kernel modules loaded by the initrd (dependencies are added from modules.dep). Duplicates are dropped."`
@@ -132,7 +138,27 @@ type Service struct {
 
 // Boot is the boot loader put on the ESP.
 type Boot struct {
-	Loader string `yaml:"loader" keel:"path" doc:"Local path of the systemd-boot EFI binary (systemd-bootx64.efi). Default: the build host's, from the systemd-boot-efi package."`
+	Loader string `yaml:"loader" keel:"path" doc:"Local path of the systemd-boot EFI binary (systemd-bootx64.efi). Default: from the systemd-boot-efi package of debian's repository when the profile has a debian section, else the build host's."`
+}
+
+// Debian is the repository packages come from. Mirror and keyring default
+// to the build host's apt configuration for the suite.
+type Debian struct {
+	Suite        string   `yaml:"suite" doc:"Suite or codename, e.g. bookworm. Required with packages or kernel.package."`
+	Components   []string `yaml:"components" doc:"Archive components. Default [main]."`
+	Architecture string   `yaml:"architecture" doc:"Debian architecture. Default: from arch (amd64 for x86_64)."`
+	Mirror       string   `yaml:"mirror" doc:"Repository URL (http://, https://, file://). Default: keel build --mirror, else $KEEL_DEBIAN_MIRROR, else the build host's apt source for the suite."`
+	Keyring      string   `yaml:"keyring" keel:"path" doc:"OpenPGP keyring (binary .gpg or armored .asc) that signs the repository's InRelease. Default: --keyring, else $KEEL_DEBIAN_KEYRING, else the host apt source's Signed-By, else Debian's archive keyring."`
+	Base         string   `yaml:"base" enum:"none,essential,required,important" doc:"A base system added to packages: essential (Essential: yes packages), required (Priority: required, as a minimal Debian) or important. Default none: only packages and their dependencies."`
+}
+
+// Network configures one network interface (systemd-networkd).
+type Network struct {
+	Match   string   `yaml:"match" required:"true" doc:"Interface name or glob, e.g. en* or eth0."`
+	DHCP    bool     `yaml:"dhcp" doc:"Get addresses, gateway and DNS by DHCP (IPv4 and IPv6)."`
+	Address []string `yaml:"address" doc:"Static addresses with prefix length, e.g. 192.168.1.10/24."`
+	Gateway string   `yaml:"gateway" doc:"Default gateway for static addresses."`
+	DNS     []string `yaml:"dns" doc:"DNS servers."`
 }
 
 // Disk is the disk image layout: sizes of the whole disk and its partitions.
@@ -160,6 +186,6 @@ type Update struct {
 
 // Health says when a boot counts as healthy.
 type Health struct {
-	Require []string `yaml:"require" doc:"Services that must be up; each must be listed in services. Default: all of them."`
+	Require []string `yaml:"require" doc:"Services that must stay up: names listed in services, or, in an image with systemd, unit names (ssh.service). Default: all services."`
 	Grace   Duration `yaml:"grace" doc:"How long the required services must stay up, e.g. 10s, 1m30s. Default 10s."`
 }

@@ -3,6 +3,8 @@ package profiles
 import (
 	"fmt"
 	"io"
+	"net/netip"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
@@ -47,6 +49,15 @@ var (
 	moduleName  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	accountName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
+	// Debian policy 5.6.1 and 5.6.12: names, and versions with an
+	// optional epoch and revision.
+	debPackage = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	debVersion = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$`)
+	debSuite   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	timezoneRe = regexp.MustCompile(`^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$`)
+	localeRe   = regexp.MustCompile(`^[A-Za-z]{1,8}(_[A-Za-z0-9]+)?(\.[A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$`)
+	unitName   = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|target|mount|timer|path|swap|device)$`)
+	ifaceMatch = regexp.MustCompile(`^[A-Za-z0-9_.:*?\[\]-]{1,64}$`)
 )
 
 // maxID is the largest uid or gid: (uid_t)-1 is "no id".
@@ -72,6 +83,8 @@ func (c *checker) check() {
 		c.errorf("hostname", "the default, name %q, is not a valid host name; set hostname", p.Hostname)
 	}
 	c.kernel()
+	c.debian()
+	c.system()
 	for i := range p.Sources {
 		c.source(fmt.Sprintf("sources[%d]", i), &p.Sources[i])
 	}
@@ -102,12 +115,25 @@ func (c *checker) kernel() {
 	switch {
 	case !c.has("kernel"):
 		// The decoder reported it missing.
-	case k.File == "" && k.Image == "":
-		if c.ok("kernel.file", "kernel.image") {
-			c.errorf("kernel", "needs file or image")
+	case k.File == "" && k.Image == "" && k.Package == "":
+		if c.ok("kernel.file", "kernel.image", "kernel.package") {
+			c.errorf("kernel", "needs package, file or image")
 		}
+	case k.Package != "" && (k.File != "" || k.Image != ""):
+		other := "file"
+		if k.Image != "" {
+			other = "image"
+		}
+		c.errorf("kernel."+other, "kernel.package and kernel.%s are alternatives; give one", other)
 	case k.File != "" && k.Image != "":
 		c.errorf("kernel.image", "kernel.file and kernel.image are alternatives; give one")
+	case k.Package != "":
+		if !debPackage.MatchString(k.Package) {
+			c.errorf("kernel.package", "%q is not a Debian package name", k.Package)
+		}
+		if k.Path != "" {
+			c.errorf("kernel.path", "only with kernel.image")
+		}
 	case k.File != "":
 		c.localFile("kernel.file", k.File)
 		if k.Path != "" {
@@ -129,6 +155,95 @@ func (c *checker) kernel() {
 	for _, w := range strings.Fields(k.Cmdline) {
 		if name, _, _ := strings.Cut(w, "="); name == "root" || name == "keel.slot" {
 			c.errorf("kernel.cmdline", "%s= is set by keel", name)
+		}
+	}
+}
+
+// debian checks the repository and the package list. The repository itself
+// is only reached by the build.
+func (c *checker) debian() {
+	p := c.p
+	d := &p.Debian
+	if !p.UsesDebian() {
+		return
+	}
+	for i, pkg := range p.Packages {
+		f := fmt.Sprintf("packages[%d]", i)
+		name, ver, pinned := strings.Cut(pkg, "=")
+		switch {
+		case !debPackage.MatchString(name):
+			c.errorf(f, "%q is not a Debian package name (two or more of lowercase letters, digits, '+', '-', '.'; name=version to pin)", name)
+		case pinned && !debVersion.MatchString(ver):
+			c.errorf(f, "%q is not a Debian version", ver)
+		}
+	}
+	switch {
+	case d.Suite == "":
+		field := "packages"
+		if len(p.Packages) == 0 {
+			field = "kernel.package"
+		}
+		c.errorf(field, "needs debian.suite (e.g. bookworm): the repository to take packages from")
+	case !debSuite.MatchString(d.Suite):
+		c.errorf("debian.suite", "%q is not a suite name", d.Suite)
+	}
+	for i, comp := range d.Components {
+		if !debSuite.MatchString(comp) {
+			c.errorf(fmt.Sprintf("debian.components[%d]", i), "%q is not a component name", comp)
+		}
+	}
+	if d.Architecture != "" && !debPackage.MatchString(d.Architecture) {
+		c.errorf("debian.architecture", "%q is not a Debian architecture", d.Architecture)
+	}
+	if m := d.Mirror; m != "" {
+		u, err := url.Parse(m)
+		switch {
+		case err != nil:
+			c.errorf("debian.mirror", "%q is not a URL: %v", m, err)
+		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file":
+			c.errorf("debian.mirror", "%q: want an http://, https:// or file:// URL", m)
+		case u.Scheme != "file" && u.Host == "":
+			c.errorf("debian.mirror", "%q names no host", m)
+		}
+	}
+	if d.Keyring != "" {
+		c.localFile("debian.keyring", d.Keyring)
+	}
+}
+
+// system checks the declarative system settings: network, time zone,
+// locale. Whether the image can honour them (systemd-networkd, tzdata) is
+// only known once the tree is assembled.
+func (c *checker) system() {
+	p := c.p
+	if p.Timezone != "" && (!timezoneRe.MatchString(p.Timezone) || strings.Contains(p.Timezone, "..")) {
+		c.errorf("timezone", "%q is not a time zone name (like Europe/Berlin or UTC)", p.Timezone)
+	}
+	if p.Locale != "" && !localeRe.MatchString(p.Locale) {
+		c.errorf("locale", "%q is not a locale name (like C.UTF-8 or en_US.UTF-8)", p.Locale)
+	}
+	for i, n := range p.Network {
+		f := fmt.Sprintf("network[%d]", i)
+		if c.has(f+".match") && !ifaceMatch.MatchString(n.Match) {
+			c.errorf(f+".match", "%q is not an interface name or glob", n.Match)
+		}
+		if !n.DHCP && len(n.Address) == 0 && c.ok(f+".dhcp", f+".address") {
+			c.errorf(f, "needs dhcp: true or an address")
+		}
+		for j, a := range n.Address {
+			if _, err := netip.ParsePrefix(a); err != nil {
+				c.errorf(fmt.Sprintf("%s.address[%d]", f, j), "%q is not an address with a prefix length (like 192.168.1.10/24)", a)
+			}
+		}
+		if n.Gateway != "" {
+			if _, err := netip.ParseAddr(n.Gateway); err != nil {
+				c.errorf(f+".gateway", "%q is not an IP address", n.Gateway)
+			}
+		}
+		for j, a := range n.DNS {
+			if _, err := netip.ParseAddr(a); err != nil {
+				c.errorf(fmt.Sprintf("%s.dns[%d]", f, j), "%q is not an IP address", a)
+			}
 		}
 	}
 }
@@ -319,8 +434,10 @@ func (c *checker) update() {
 		services[s.Name] = true
 	}
 	for i, r := range u.Health.Require {
-		if !services[r] {
-			c.errorf(fmt.Sprintf("update.health.require[%d]", i), "unknown service %q (not in services)", r)
+		// A systemd unit (ssh.service) is checked against the image at
+		// build time, once it is known whether systemd is its init.
+		if !services[r] && !unitName.MatchString(r) {
+			c.errorf(fmt.Sprintf("update.health.require[%d]", i), "unknown service %q (not in services; a systemd unit is written with its suffix, like ssh.service)", r)
 		}
 	}
 	for i, k := range u.Keys {

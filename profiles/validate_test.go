@@ -23,7 +23,7 @@ func TestBadProfiles(t *testing.T) {
 		want       []string
 	}{
 		{"unknown field", head + "nmae: x\n", []string{
-			"4:1: nmae: unknown field (known: keel, name, version, arch, compatible, include, kernel, sources, users, groups, hostname, services, boot, disk, update)"}},
+			"4:1: nmae: unknown field (known: keel, name, version, arch, compatible, include, kernel, debian, packages, sources, users, groups, hostname, services, network, timezone, locale, boot, disk, update)"}},
 		{"unknown nested field", head + "disk:\n  slot_size: 2G\n", []string{
 			"5:3: disk.slot_size: unknown field (known: size, esp, slot, data, squashfs)"}},
 		{"unknown field in list item", head + "users:\n  - name: a\n    uid: 1\n    login: /bin/sh\n", []string{
@@ -67,7 +67,27 @@ func TestBadProfiles(t *testing.T) {
 		{"kernel image needs path", "name: t\nversion: \"1\"\nkernel: {image: docker://k}\n", []string{
 			"3:9: kernel.path: required with kernel.image: the kernel's path inside the image"}},
 		{"kernel needs something", "name: t\nversion: \"1\"\nkernel: {modules: [ext4]}\n", []string{
-			"3:9: kernel: needs file or image"}},
+			"3:9: kernel: needs package, file or image"}},
+		{"packages need a suite", head + "packages: [busybox-static]\n", []string{
+			"4:11: packages: needs debian.suite (e.g. bookworm): the repository to take packages from"}},
+		{"kernel package needs a suite", "name: t\nversion: \"1\"\nkernel: {package: linux-image-amd64}\n", []string{
+			"3:19: kernel.package: needs debian.suite (e.g. bookworm): the repository to take packages from"}},
+		{"kernel package and file", "name: t\nversion: \"1\"\ndebian: {suite: bookworm}\nkernel: {package: linux-image-amd64, file: files/vmlinuz}\n", []string{
+			"4:44: kernel.file: kernel.package and kernel.file are alternatives; give one"}},
+		{"bad packages", head + "debian: {suite: bookworm, mirror: \"ftp://m/debian\", base: all}\npackages: [Nginx, \"curl=\", \"vim=2:9.0-1\", \"xy=a b\"]\n", []string{
+			`4:35: debian.mirror: "ftp://m/debian": want an http://, https:// or file:// URL`,
+			`4:59: debian.base: "all" is not one of none, essential, required, important`,
+			`5:12: packages[0]: "Nginx" is not a Debian package name (two or more of lowercase letters, digits, '+', '-', '.'; name=version to pin)`,
+			`5:19: packages[1]: "" is not a Debian version`,
+			`5:43: packages[3]: "a b" is not a Debian version`}},
+		{"bad system settings", head + "timezone: ../etc/passwd\nlocale: \"en US\"\nnetwork:\n  - {match: \"en*\", address: [10.0.0.1], gateway: x, dns: [1.1.1.1, y]}\n  - {match: eth0}\n  - {match: eth1, dhcp: yes}\n", []string{
+			`4:11: timezone: "../etc/passwd" is not a time zone name (like Europe/Berlin or UTC)`,
+			`5:9: locale: "en US" is not a locale name (like C.UTF-8 or en_US.UTF-8)`,
+			`7:30: network[0].address[0]: "10.0.0.1" is not an address with a prefix length (like 192.168.1.10/24)`,
+			`7:50: network[0].gateway: "x" is not an IP address`,
+			`7:68: network[0].dns[1]: "y" is not an IP address`,
+			`8:5: network[1]: needs dhcp: true or an address`,
+			`9:25: network[2].dhcp: expected true or false, got "yes"`}},
 		{"kernel path only with image", "name: t\nversion: \"1\"\nkernel: {file: files/vmlinuz, path: /boot/x}\n", []string{
 			"3:37: kernel.path: only with kernel.image"}},
 		{"cmdline sets root", "name: t\nversion: \"1\"\nkernel: {file: files/vmlinuz, cmdline: \"quiet root=/dev/sda\"}\n", []string{
@@ -119,7 +139,7 @@ func TestBadProfiles(t *testing.T) {
 			`7:18: services[0].working_dir: "var" must be an absolute path in the image`,
 			`8:14: services[0].on_exit: "halt" is not one of poweroff, reboot`}},
 		{"health requires unknown service", head + "services: [{name: a, command: [x]}]\nupdate:\n  health: {require: [a, b], grace: soon}\n  tries: 0\n  keys: [files/none.pub]\n", []string{
-			`6:25: update.health.require[1]: unknown service "b" (not in services)`,
+			`6:25: update.health.require[1]: unknown service "b" (not in services; a systemd unit is written with its suffix, like ssh.service)`,
 			`6:36: update.health.grace: "soon" is not a duration (like 10s, 1m30s)`,
 			`7:10: update.tries: must be at least 1`,
 			`8:10: update.keys[0]: TESTDATA/files/none.pub: no such file`}},
