@@ -9,7 +9,9 @@ export CGO_ENABLED := 0
 KEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keel
 export KEEL_CACHE
 
-.PHONY: all keel keel-init keelctl test bench example fmt clean
+PREFIX    ?= /usr/local
+
+.PHONY: all keel keel-init keelctl install test bench example fmt clean
 
 all: keel
 
@@ -25,6 +27,10 @@ keel: keel-init keelctl
 	cp bin/keelctl cmd/keel/assets/keelctl
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keel ./cmd/keel
 
+# keel is one file: keel-init and keelctl are embedded in it.
+install: keel
+	install -D -m 0755 bin/keel $(DESTDIR)$(PREFIX)/bin/keel
+
 # Every test, including those that check images with the real tools
 # (unsquashfs, fsck.fat, sgdisk, e2fsck, cpio) and boot them in QEMU.
 # Nothing is skipped on a machine set up by .ci/run.
@@ -32,10 +38,9 @@ test: keel
 	$(GO) vet ./...
 	KEEL_INIT=$(CURDIR)/bin/keel-init $(GO) test -p 1 -timeout 40m ./...
 
-# The example image: fetch the Debian kernel and busybox into the cache
-# ($(KEEL_CACHE)) with the host's apt, build profiles/examples/busybox.yaml.
+# The example image: profiles/examples/busybox.yaml, its Debian kernel and
+# busybox downloaded by keel into the cache ($(KEEL_CACHE)).
 example: keel
-	$(GO) run ./qemu-tests/cmd/prepare-example
 	bin/keel build profiles/examples/busybox.yaml -o out/busybox.img
 	@echo "boot it with: bin/keel run out/busybox.img   (Ctrl-A X quits)"
 
@@ -43,6 +48,7 @@ example: keel
 bench: keel
 	bench/squashfs.sh
 	bench/build.sh
+	bench/debian.sh
 	$(GO) test -run '^$$' -bench InstallSlot -benchtime 3x ./image/install/
 
 fmt:

@@ -6,8 +6,11 @@
 #   bench/build.sh            # busybox example + a few hundred MB of /usr
 #   BENCH_DIRS=/usr/share/doc bench/build.sh
 #
-# Needs the example's inputs in the cache (make example) and
-# squashfs-tools dosfstools mtools gdisk e2fsprogs cpio xz-utils time.
+# Both pipelines start from their inputs already at hand: keel's cache is
+# warmed by one build first, and the C pipeline's kernel and busybox are
+# fetched with the host's apt (apt-get download) and unpacked with dpkg-deb.
+# Needs squashfs-tools dosfstools mtools gdisk e2fsprogs cpio xz-utils kmod
+# time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +21,22 @@ export KEEL_CACHE=${KEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/keel}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-build.XXXXXX")}
 trap 'rm -rf "$WORK"' EXIT
 [ -x "$KEEL" ] || make keel >/dev/null
-[ -e "$KEEL_CACHE/kernel/vmlinuz" ] || go run ./qemu-tests/cmd/prepare-example >/dev/null
+
+# The C pipeline's inputs: the kernel linux-image-amd64 points at, and
+# busybox-static with a link per applet, unpacked once.
+in=$WORK/inputs; mkdir -p "$in/debs" "$in/kernel" "$in/busybox"
+kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+(cd "$in/debs" && apt-get download -q busybox-static "$kpkg" >/dev/null 2>&1)
+dpkg-deb -x "$in"/debs/linux-image-[0-9]*.deb "$in/kernel"
+dpkg-deb -x "$in"/debs/busybox-static_*.deb "$in/busybox"
+kernel=$(ls "$in"/kernel/boot/vmlinuz-*)
+release=${kernel##*/vmlinuz-}
+moddir=$in/kernel/lib/modules/$release
+depmod -b "$in/kernel" "$release"
+for a in $("$in/busybox/bin/busybox" --list-full); do
+  [ "$a" = bin/busybox ] && continue
+  mkdir -p "$in/busybox/$(dirname "$a")"; ln -sf /bin/busybox "$in/busybox/$a"
+done
 
 # The extra content, staged once so both pipelines read it from the page cache.
 mkdir -p "$WORK/extra"
@@ -38,18 +56,17 @@ disk:
   slot: 1GiB
   squashfs: {compression: zstd, level: $LEVEL}
 YAML
-tar -cf /dev/null -C "$WORK/extra" . "$KEEL_CACHE/busybox" "$KEEL_CACHE/unpacked" 2>/dev/null || true
-
-kernel=$(readlink -f "$KEEL_CACHE/kernel/vmlinuz")
-release=${kernel##*/vmlinuz-}
-moddir=$(dirname "$(dirname "$kernel")")/lib/modules/$release
+# keel's inputs: one build fills its cache (packages downloaded and
+# unpacked); both pipelines then read from the page cache.
+"$KEEL" build "$WORK/bench.yaml" -o "$WORK/keel.img" >/dev/null
+tar -cf /dev/null -C "$WORK/extra" . "$in" 2>/dev/null || true
 
 # The same image with the C tools: tree staging, squashfs, initrd, ESP,
 # data, GPT, and dd into place.
 c_pipeline() {
   set -e -o pipefail
   local w=$WORK/c; rm -rf "$w"; mkdir -p "$w/root" "$w/initrd/etc/keel"
-  cp -a "$KEEL_CACHE/busybox/root/." "$w/root/"
+  cp -a "$in/busybox/." "$w/root/"
   cp -a "$WORK/extra/." "$w/root/"
   mkdir -p "$w/root/etc" "$w/root/usr/lib/keel" "$w/root/proc" "$w/root/sys" "$w/root/dev" "$w/root/var"
   echo keel-busybox >"$w/root/etc/hostname"
@@ -60,8 +77,8 @@ c_pipeline() {
   # initrd: keel-init and the same modules (with dependencies, by modprobe).
   cp bin/keel-init "$w/initrd/init"
   for m in virtio_blk virtio_pci squashfs ext4 crc32c_generic vfat nls_cp437 nls_ascii efivarfs; do
-    modprobe -d "$(dirname "$(dirname "$(dirname "$moddir")")")" -S "$release" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'
-  done | sort -u | while read -r ko; do mkdir -p "$w/initrd/$(dirname "${ko#*/unpacked/*/}")"; cp "$ko" "$w/initrd/${ko#*/unpacked/*/}"; done
+    modprobe -d "$in/kernel" -S "$release" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'
+  done | sort -u | while read -r ko; do mkdir -p "$w/initrd/$(dirname "${ko#"$in"/kernel/}")"; cp "$ko" "$w/initrd/${ko#"$in"/kernel/}"; done
   (cd "$w/initrd" && find . | sort | cpio -o -H newc --quiet | xz -T1 --check=crc32 -6 >"$w/initrd.xz")
   # ESP.
   truncate -s 64M "$w/esp.img"; mkfs.vfat -F 32 -n ESP "$w/esp.img" >/dev/null
@@ -90,7 +107,7 @@ keel_build() {
 
 t() { /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@"; read -r w u s m <"$WORK/time"; echo "$w $(awk "BEGIN{printf \"%.2f\", $u+$s}") $((m / 1024))"; }
 export -f c_pipeline keel_build
-export WORK KEEL KEEL_CACHE LEVEL kernel release moddir
+export WORK KEEL KEEL_CACHE LEVEL kernel release moddir in
 
 read -r cw cc cm < <(t bash -c c_pipeline)
 read -r kw kc km < <(t bash -c keel_build)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"keel/image/build"
 	"keel/image/inspect"
 	"keel/image/qemu"
 	"keel/profiles"
@@ -185,9 +186,9 @@ func checkWithTools(t *testing.T, disk string, r *inspect.Report) {
 }
 
 // checkRootListing compares `unsquashfs -lln` of slot A with the tree the
-// profile assembles to.
+// profile assembles to (packages included, from the cache the build
+// filled).
 func checkRootListing(t *testing.T, disk string, r *inspect.Report, initBin []byte, keelctl, cache string) {
-	t.Setenv("KEEL_CACHE", cache)
 	ctl, err := os.ReadFile(keelctl)
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +197,10 @@ func checkRootListing(t *testing.T, disk string, r *inspect.Report, initBin []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := assemble.Tree(context.Background(), p, assemble.Options{KeelInit: initBin, Keelctl: ctl, Epoch: 1700000000})
+	tree, err := build.Tree(context.Background(), p, build.Options{
+		KeelInit: initBin, Keelctl: ctl, Epoch: 1700000000,
+		Debian: build.Debian{CacheDir: filepath.Join(cache, "deb"), IndexMaxAge: time.Hour},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

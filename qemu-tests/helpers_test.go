@@ -11,11 +11,11 @@ import (
 	"testing"
 
 	"keel/image/qemu"
-	"keel/qemu-tests/example"
 )
 
-// harness is what every QEMU test needs: the kernel and busybox in the
-// cache, and keel, keel-init and keelctl built from this tree.
+// harness is what every QEMU test needs: keel's cache (where the Debian
+// packages the test profiles name are downloaded once), and keel,
+// keel-init and keelctl built from this tree.
 type harness struct {
 	ctx      context.Context
 	cache    string
@@ -32,14 +32,7 @@ func setUp(t *testing.T, tools ...string) *harness {
 		t.Skipf("QEMU: %v (apt-get install qemu-system-x86 ovmf)", err)
 	}
 	need(t, tools...)
-	h := &harness{ctx: context.Background()}
-	var err error
-	if h.cache, err = example.CacheDir(); err != nil {
-		t.Fatal(err)
-	}
-	if err := example.Prepare(h.ctx, h.cache); err != nil {
-		t.Fatalf("preparing the kernel and busybox: %v", err)
-	}
+	h := &harness{ctx: context.Background(), cache: cacheDir(t)}
 	h.keel, h.initBin = buildTools(t)
 	h.initPath = filepath.Join(t.TempDir(), "keel-init")
 	if err := os.WriteFile(h.initPath, h.initBin, 0o755); err != nil {
@@ -64,6 +57,19 @@ func (h *harness) runKeel(t *testing.T, args ...string) string {
 }
 
 const epoch = "1700000000"
+
+// cacheDir is keel's cache as keel finds it: $KEEL_CACHE, else the user's
+// cache directory. Tests share it, so packages are downloaded once.
+func cacheDir(t *testing.T) string {
+	if d := os.Getenv("KEEL_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatalf("no cache directory: %v (set KEEL_CACHE)", err)
+	}
+	return filepath.Join(d, "keel")
+}
 
 // buildTools builds keel, keel-init and keelctl from this tree, as `make` does;
 // keelctl stays next to keel (see keelCmd).

@@ -45,8 +45,14 @@ func New(efiPath string) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read systemd-boot: %w", err)
 	}
+	return FromBytes(efiPath, b)
+}
+
+// FromBytes is New for an EFI binary already read (from a package); name
+// says where it came from, in errors.
+func FromBytes(name string, b []byte) (*Loader, error) {
 	if len(b) < 2 || b[0] != 'M' || b[1] != 'Z' {
-		return nil, fmt.Errorf("%s is not an EFI (PE) binary", efiPath)
+		return nil, fmt.Errorf("%s is not an EFI (PE) binary", name)
 	}
 	return &Loader{efi: b}, nil
 }

@@ -20,16 +20,29 @@ type buildOptions struct {
 	output  string
 	workers int
 	signKey string
+	debian  debianFlags
+	sshKeys []string
+	sshUser string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
 	o := &buildOptions{}
 	cmd := &cobra.Command{
-		Use:   "build PROFILE",
+		Use:   "build [PROFILE]",
 		Short: "Build a bootable A/B disk image from a profile",
 		Long: `Compile PROFILE into a raw GPT disk image: an ESP with systemd-boot and the
 entry for slot A, the root squashfs in slot A, an empty slot B, and an ext4
 data partition mounted at /var.
+
+PROFILE is a profile file, or the name of a built-in profile (keel profiles
+lists them); with none, keel builds the built-in "minimal" into
+./minimal.img. Debian packages (packages:, kernel.package) come from the
+profile's debian.suite, through the mirror given by --mirror,
+$KEEL_DEBIAN_MIRROR, the profile's debian.mirror or, by default, the build
+host's apt sources; they are checked against the repository's signed
+InRelease and cached in $KEEL_CACHE/deb. When PROFILE.lock exists (written
+by keel lock), the build uses exactly the packages it lists, from the cache
+when they are there, and refuses a profile that asks for others.
 
 The image is written to a temporary file beside the output and renamed into
 place only when the build succeeded. With --sign-key, the update bundle of
@@ -38,15 +51,20 @@ generate and keel bundle inspect). Two builds of the same profile with the
 same inputs give identical bytes: every timestamp is SOURCE_DATE_EPOCH (0 when
 unset), every GUID is derived from the profile's name.
 
-Exit codes: 0 success, 1 build failure, 2 bad usage or bad profile.`,
-		Example: `  keel build profiles/examples/busybox.yaml -o out/busybox.img
+` + exitCodesHelp,
+		Example: `  keel build                                   # the built-in minimal profile → ./minimal.img
+  keel build server --ssh-key ~/.ssh/id_ed25519.pub
+  keel build profiles/examples/busybox.yaml -o out/busybox.img
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) keel build my.yaml -o my.img
   keel build my.yaml -o out/my.img --sign-key release.key   # also out/NAME-VERSION.keel`,
-		Args: exactArgs(1),
+		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, err := profiles.Load(args[0])
+			p, lockPath, err := loadProfile(args)
 			if err != nil {
+				return err
+			}
+			if err := addSSHKeys(p, o.sshKeys, o.sshUser); err != nil {
 				return err
 			}
 			// Read the key first: a bad key path should not cost a build.
@@ -64,6 +82,9 @@ Exit codes: 0 success, 1 build failure, 2 bad usage or bad profile.`,
 			if o.output == "" {
 				o.output = p.Name + ".img"
 			}
+			if err := checkOutput(o.output, p.Files, lockPath); err != nil {
+				return err
+			}
 			if dir := filepath.Dir(o.output); dir != "." {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					return err
@@ -77,21 +98,28 @@ Exit codes: 0 success, 1 build failure, 2 bad usage or bad profile.`,
 			if err != nil {
 				return err
 			}
+			deb, err := o.debian.options(lockPath)
+			if err != nil {
+				return err
+			}
 			res, err := build.Build(ctx, p, build.Options{
 				Output: o.output, KeelInit: init, Keelctl: ctl, ApplyImage: applyImage(g, p.Arch),
 				Epoch: epoch, Workers: o.workers, Logger: g.logger(), Progress: stageProgress(),
-				SignKey: key,
+				SignKey: key, Debian: deb,
 			})
 			if err != nil {
 				return err
 			}
-			printSummary(cmd, p, res)
+			printSummary(cmd, p, res, g.verbose)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "disk image to write (default NAME.img)")
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "compressing goroutines (0: one per CPU)")
 	cmd.Flags().StringVar(&o.signKey, "sign-key", "", "private key file: also write the signed update bundle NAME-VERSION.keel")
+	cmd.Flags().StringArrayVar(&o.sshKeys, "ssh-key", nil, "public key file (or key line) to add to --ssh-user's authorized keys; repeatable")
+	cmd.Flags().StringVar(&o.sshUser, "ssh-user", "keel", "the profile's user that --ssh-key keys are for")
+	o.debian.register(cmd, true)
 	return cmd
 }
 
@@ -114,9 +142,24 @@ func stageProgress() func(stage string, done, total int64) {
 	}
 }
 
-func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result) {
+func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, verbose bool) {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "built %s: %s %s in %s\n", r.Output, p.Name, p.Version, r.Duration.Round(1e6))
+	if r.Packages > 0 {
+		fmt.Fprintf(w, "  %d Debian packages from %s, %s downloaded", r.Packages, p.Debian.Suite, human(r.Downloaded))
+		if r.LockWritten != "" {
+			fmt.Fprintf(w, ", lock written to %s", r.LockWritten)
+		}
+		fmt.Fprintln(w)
+		if len(r.PackageWarnings) > 0 && !verbose {
+			fmt.Fprintf(w, "  %d maintainer-script commands not applied (keel build -v lists them)\n", len(r.PackageWarnings))
+		}
+		if verbose {
+			for _, warn := range r.PackageWarnings {
+				fmt.Fprintf(w, "  not applied: %s\n", warn)
+			}
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\tlabel\tstart\tsize\tcontent")
 	for _, part := range r.Layout.Partitions {

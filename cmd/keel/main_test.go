@@ -29,7 +29,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad compressor", []string{"mksquashfs", "--comp", "lz4", src, out}, exitUsage},
 		{"bad level", []string{"mksquashfs", "--comp", "gzip", "--level", "12", src, out}, exitUsage},
 		{"missing source", []string{"mksquashfs", filepath.Join(dir, "nope"), out}, exitFailure},
-		{"unknown command", []string{"frobnicate"}, exitFailure},
+		{"unknown command", []string{"frobnicate"}, exitUsage},
 		{"ok", []string{"mksquashfs", "--all-root", src, out}, exitOK},
 		{"version", []string{"version"}, exitOK},
 	}

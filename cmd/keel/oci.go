@@ -10,7 +10,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"keel/rootfs"
-	"keel/rootfs/debfetch"
 	"keel/rootfs/oci"
 )
 
@@ -45,9 +44,9 @@ func cacheDir() string {
 	if d := os.Getenv("KEEL_CACHE"); d != "" {
 		return d
 	}
-	d, err := debfetch.DefaultDir()
+	d, err := os.UserCacheDir()
 	if err != nil {
 		return filepath.Join(os.TempDir(), "keel-cache")
 	}
-	return d
+	return filepath.Join(d, "keel")
 }

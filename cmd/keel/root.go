@@ -7,18 +7,27 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"keel/profiles"
+	"keel/rootfs/deb/lock"
 )
 
-// Exit codes: 0 success, 1 failure, 2 bad usage or bad input description.
+// Exit codes, one table for every command (README, --help and here):
+// 0 success, 1 failure, 2 bad usage or bad profile, 3 refused with
+// nothing written.
 const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	exitRefused = 3
 )
+
+// exitCodesHelp ends the help of the commands that can refuse.
+const exitCodesHelp = `Exit codes: 0 success, 1 failure, 2 bad usage or bad profile, 3 refused
+with nothing written (a lock file the profile no longer matches).`
 
 // usageError marks errors that are the caller's to fix (flags, arguments,
 // profiles), which exit with code 2.
@@ -59,7 +68,9 @@ automatic fallback.`,
 		newBundleCmd(),
 		newInspectCmd(),
 		newKeyCmd(),
+		newLockCmd(g),
 		newMksquashfsCmd(g),
+		newProfilesCmd(),
 		newRunCmd(),
 		newSchemaCmd(),
 		newUpdateCmd(g),
@@ -87,8 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "keel:", err)
 	var u usageError
-	if errors.As(err, &u) {
+	switch {
+	case errors.As(err, &u), strings.HasPrefix(err.Error(), "unknown command "):
+		// cobra's own usage errors (an unknown subcommand) are plain errors.
 		return exitUsage
+	case errors.Is(err, lock.ErrDrift):
+		return exitRefused
 	}
 	return exitFailure
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +20,8 @@ type runOptions struct {
 	accel   string
 	vars    string
 	disks   []string
+	net     bool
+	forward []string
 }
 
 func newRunCmd() *cobra.Command {
@@ -37,7 +41,8 @@ the default.
 
 Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 		Example: `  keel run out/busybox.img
-  keel run --timeout 60s --vars vars.fd out/busybox.img`,
+  keel run --timeout 60s --vars vars.fd out/busybox.img
+  keel run --forward 2222:22 server.img     # then: ssh -p 2222 keel@127.0.0.1`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := os.Stat(args[0]); err != nil {
@@ -46,6 +51,16 @@ Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 			cfg := qemu.Config{
 				Disk: args[0], ExtraDisks: o.disks, MemoryMiB: o.memory, Accel: o.accel,
 				Timeout: o.timeout, VarsCopy: o.vars, Console: os.Stdout,
+				Network: o.net || len(o.forward) > 0,
+			}
+			for _, f := range o.forward {
+				h, g, ok := strings.Cut(f, ":")
+				hp, err1 := strconv.Atoi(h)
+				gp, err2 := strconv.Atoi(g)
+				if !ok || err1 != nil || err2 != nil || hp < 1 || hp > 65535 || gp < 1 || gp > 65535 {
+					return usagef("--forward %q: want HOSTPORT:GUESTPORT, e.g. 2222:22", f)
+				}
+				cfg.Forwards = append(cfg.Forwards, qemu.Forward{HostPort: hp, GuestPort: gp})
 			}
 			if term.IsTerminal(int(os.Stdin.Fd())) {
 				cfg.Stdin = os.Stdin
@@ -68,5 +83,7 @@ Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 	f.StringVar(&o.accel, "accel", "", "tcg, kvm or auto (default: $KEEL_ACCEL, else auto)")
 	f.StringVar(&o.vars, "vars", "", "UEFI variable store to use and keep (default: a fresh private copy)")
 	f.StringSliceVar(&o.disks, "disk", nil, "extra raw disk images to attach (repeatable)")
+	f.BoolVar(&o.net, "net", false, "give the guest a NIC on QEMU's user network (DHCP; restricted: nothing leaves the machine)")
+	f.StringArrayVar(&o.forward, "forward", nil, "forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT, e.g. 2222:22 for ssh (implies --net; repeatable)")
 	return cmd
 }

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"keel/bootloader"
-	"keel/bootloader/systemdboot"
 	"keel/image/disk"
 	"keel/image/ext4"
 	"keel/image/fat"
@@ -27,8 +26,8 @@ import (
 	"keel/profiles"
 	"keel/rootfs"
 	"keel/rootfs/assemble"
+	"keel/rootfs/deb/source"
 	"keel/rootfs/initrd"
-	"keel/rootfs/kmod"
 	"keel/rootfs/squashfs"
 )
 
@@ -51,6 +50,8 @@ type Options struct {
 	// Bundle is where the bundle goes; empty means NAME-VERSION.keel
 	// beside Output.
 	Bundle string
+	// Debian is where packages come from, for profiles that have any.
+	Debian Debian
 }
 
 // Result describes a finished build.
@@ -67,6 +68,13 @@ type Result struct {
 	Bundle       string // the update bundle written, if any
 	BuildID      string // the bundle's build id, if one was written
 	Duration     time.Duration
+	// Packages is how many Debian packages are in the root; Downloaded
+	// the bytes fetched for them (0 from a warm cache); LockWritten the
+	// lock file written, if any.
+	Packages        int
+	Downloaded      int64
+	LockWritten     string
+	PackageWarnings []string
 }
 
 // Build runs the whole pipeline.
@@ -86,13 +94,24 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	if err != nil {
 		return nil, p.Errorf("disk", "%v", err)
 	}
-	loader, err := systemdboot.New(p.Boot.Loader)
+	res := &Result{Output: o.Output, Layout: layout}
+	var prep *source.Prepared
+	if p.UsesDebian() {
+		if prep, err = prepareDebian(ctx, p, o, stage); err != nil {
+			return nil, err
+		}
+		res.Downloaded = prep.Downloaded
+		if prep.LockWritten {
+			res.LockWritten = o.Debian.Lock
+		}
+	}
+	loader, err := bootLoader(p, prep)
 	if err != nil {
-		return nil, p.Errorf("boot.loader", "%v", err)
+		return nil, err
 	}
 
 	stage("assembling root tree")
-	tree, err := assemble.Tree(ctx, p, assemble.Options{KeelInit: o.KeelInit, Keelctl: o.Keelctl, ApplyImage: o.ApplyImage, Epoch: o.Epoch, Logger: o.Logger})
+	tree, err := assembleTree(ctx, p, o, prep, res)
 	if err != nil {
 		return nil, err
 	}
@@ -103,26 +122,23 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	var kernel, modDir string
-	if p.Kernel.Image != "" {
-		kernel, modDir, err = kernelFromImage(ctx, p, o, tmp)
-	} else {
-		kernel, modDir, err = kernelFiles(p)
-	}
+	k, err := findKernel(ctx, p, o, prep, tmp)
 	if err != nil {
 		return nil, err
 	}
+	kernel := k.file
 	initrdPath := filepath.Join(tmp, "initrd")
-	nmods, err := writeInitrd(ctx, initrdPath, p, modDir, o)
+	nmods, err := writeInitrd(ctx, initrdPath, p, k, o)
 	if err != nil {
 		return nil, err
 	}
+	res.Modules = nmods
 
 	a, _ := layout.Slot("a")
-	res := &Result{Output: o.Output, Layout: layout, Modules: nmods, RootOffset: a.Start}
+	res.RootOffset = a.Start
 	options := []string{"root=PARTUUID=" + strings.ToLower(a.GUID), "keel.slot=a"}
-	if !assemble.HasInit(tree) {
-		options = append(options, "init="+assemble.InitPath)
+	if init := assemble.InitFor(tree); init != "" {
+		options = append(options, "init="+init)
 	}
 	if p.Kernel.Cmdline != "" {
 		options = append(options, p.Kernel.Cmdline)
@@ -213,35 +229,38 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	return res, nil
 }
 
-// kernelFiles finds the kernel and, when modules are asked for, the modules
-// directory beside it: a kernel unpacked from a Debian package (or /boot on a
-// host) is boot/vmlinuz-VERSION with lib/modules/VERSION next to boot/.
-func kernelFiles(p *profiles.Profile) (kernel, modDir string, err error) {
-	kernel = p.Kernel.File
-	if len(p.Kernel.Modules) == 0 {
-		return kernel, "", nil
-	}
-	base := filepath.Base(kernel)
-	version, ok := strings.CutPrefix(base, "vmlinuz-")
-	if ok {
-		modDir = filepath.Join(filepath.Dir(filepath.Dir(kernel)), "lib", "modules", version)
-		if _, err := os.Stat(filepath.Join(modDir)); err == nil {
-			return kernel, modDir, nil
+// Tree assembles the root filesystem tree Build writes to slot A: the
+// profile's Debian packages (fetched as Build fetches them), its sources and
+// what keel generates. Tests compare it with what readers find in the
+// image.
+func Tree(ctx context.Context, p *profiles.Profile, o Options) (*rootfs.Tree, error) {
+	var prep *source.Prepared
+	if p.UsesDebian() {
+		var err error
+		if prep, err = prepareDebian(ctx, p, o, func(string) {}); err != nil {
+			return nil, err
 		}
 	}
-	// A kernel symlinked as .../vmlinuz: follow it once.
-	if real, err := filepath.EvalSymlinks(kernel); err == nil && real != kernel {
-		if v, ok := strings.CutPrefix(filepath.Base(real), "vmlinuz-"); ok {
-			modDir = filepath.Join(filepath.Dir(filepath.Dir(real)), "lib", "modules", v)
-			if _, err := os.Stat(modDir); err == nil {
-				return kernel, modDir, nil
-			}
-		}
-	}
-	return "", "", p.Errorf("kernel.modules", "no modules directory for %s: expected lib/modules/<version> beside the boot/ directory of a kernel named vmlinuz-<version>", kernel)
+	return assembleTree(ctx, p, o, prep, &Result{})
 }
 
-func writeInitrd(ctx context.Context, name string, p *profiles.Profile, modDir string, o Options) (int, error) {
+func assembleTree(ctx context.Context, p *profiles.Profile, o Options, prep *source.Prepared, res *Result) (*rootfs.Tree, error) {
+	ao := assemble.Options{KeelInit: o.KeelInit, Keelctl: o.Keelctl, ApplyImage: o.ApplyImage, Epoch: o.Epoch, Logger: o.Logger}
+	if prep != nil && len(prep.Root) > 0 {
+		ao.ApplyPackages = func(ctx context.Context, t *rootfs.Tree) error {
+			rep, err := prep.Apply(ctx, t, source.ApplyOptions{Epoch: o.Epoch, Arch: p.Debian.Architecture, Logger: o.Logger})
+			if err != nil {
+				return err
+			}
+			res.Packages = len(prep.Root)
+			res.PackageWarnings = rep.Warnings
+			return nil
+		}
+	}
+	return assemble.Tree(ctx, p, ao)
+}
+
+func writeInitrd(ctx context.Context, name string, p *profiles.Profile, k *kernel, o Options) (int, error) {
 	t := rootfs.New()
 	for _, d := range []string{"/dev", "/proc", "/sys", "/sysroot", "/run", "/etc"} {
 		if err := t.Add(d, &rootfs.Entry{Type: rootfs.TypeDir, Mode: 0o755, Mtime: o.Epoch}); err != nil {
@@ -260,8 +279,8 @@ func writeInitrd(ctx context.Context, name string, p *profiles.Profile, modDir s
 		return 0, err
 	}
 	n := 0
-	if modDir != "" {
-		set, err := kmod.Resolve(modDir, p.Kernel.Modules)
+	if k.modules != nil {
+		set, err := k.modules(p.Kernel.Modules)
 		if err != nil {
 			return 0, p.Errorf("kernel.modules", "%v", err)
 		}

@@ -11,67 +11,109 @@ import (
 
 	"keel/profiles"
 	"keel/rootfs"
+	"keel/rootfs/deb/source"
 	"keel/rootfs/kmod"
 )
 
-// kernelFromImage applies the kernel's OCI image onto a scratch tree and
-// copies out what the build reads from disk: the kernel, and, when modules
-// are asked for, modules.dep, modules.builtin and the modules to load.
-// Only those are copied, not the whole module tree.
-func kernelFromImage(ctx context.Context, p *profiles.Profile, o Options, dir string) (kernel, modDir string, err error) {
-	if o.ApplyImage == nil {
-		return "", "", p.Errorf("kernel.image", "OCI images are not available in this build")
-	}
-	t := rootfs.New()
-	if err := o.ApplyImage(ctx, t, p.Kernel.Image); err != nil {
-		return "", "", p.Errorf("kernel.image", "%v", err)
-	}
-	kernel = filepath.Join(dir, "vmlinuz")
-	if err := copyOut(t, p.Kernel.Path, kernel); err != nil {
-		return "", "", p.Errorf("kernel.path", "%s in %s: %v", p.Kernel.Path, p.Kernel.Image, err)
-	}
-	if len(p.Kernel.Modules) == 0 {
-		return kernel, "", nil
-	}
-	version, ok := strings.CutPrefix(path.Base(p.Kernel.Path), "vmlinuz-")
-	if !ok {
-		names := t.Children("/lib/modules")
-		if len(names) != 1 {
-			return "", "", p.Errorf("kernel.path", "cannot tell the kernel's version: name it vmlinuz-<version> (the image has %d directories in /lib/modules)", len(names))
-		}
-		version = names[0]
-	}
-	src := "/lib/modules/" + version
-	modDir = filepath.Join(dir, "modules", version)
-	for _, f := range []string{"modules.dep", "modules.builtin"} {
-		if err := copyOut(t, path.Join(src, f), filepath.Join(modDir, f)); err != nil && f == "modules.dep" {
-			return "", "", p.Errorf("kernel.modules", "%s in %s: %v", path.Join(src, f), p.Kernel.Image, err)
-		}
-	}
-	set, err := kmod.Resolve(modDir, p.Kernel.Modules)
-	if err != nil {
-		return "", "", p.Errorf("kernel.modules", "%v", err)
-	}
-	for _, m := range set.Load {
-		if err := copyOut(t, path.Join(src, m.Path), filepath.Join(modDir, filepath.FromSlash(m.Path))); err != nil {
-			return "", "", p.Errorf("kernel.modules", "module %s in %s: %v", m.Name, p.Kernel.Image, err)
-		}
-	}
-	return kernel, modDir, nil
+// kernel is what a build takes from the profile's kernel: the vmlinuz file
+// on the host (copied out when it came from an image or a package), and a
+// way to resolve the modules its initrd carries.
+type kernel struct {
+	file string
+	// modules resolves names with their dependencies; nil when the
+	// profile asks for none.
+	modules func(names []string) (*kmod.Set, error)
 }
 
-// copyOut writes the regular file at p in t to the host file dst.
-func copyOut(t *rootfs.Tree, p, dst string) error {
-	e, ok := t.Get(p)
-	for i := 0; ok && e.Type == rootfs.TypeSymlink && i < 8; i++ {
-		target := e.Target
-		if !path.IsAbs(target) {
-			target = path.Join(path.Dir(p), target)
+// findKernel takes the kernel from the profile's kernel.file, kernel.image
+// or kernel.package (prep, already fetched). dir is the build's scratch
+// directory.
+func findKernel(ctx context.Context, p *profiles.Profile, o Options, prep *source.Prepared, dir string) (*kernel, error) {
+	switch {
+	case p.Kernel.Package != "":
+		if prep == nil || prep.Kernel == nil {
+			return nil, p.Errorf("kernel.package", "%s was not fetched", p.Kernel.Package)
 		}
-		p = target
-		e, ok = t.Get(p)
+		return kernelFromTree(p, prep.Kernel, prep.Vmlinuz, prep.ModulesDir, "kernel.package", p.Kernel.Package, dir)
+	case p.Kernel.Image != "":
+		if o.ApplyImage == nil {
+			return nil, p.Errorf("kernel.image", "OCI images are not available in this build")
+		}
+		t := rootfs.New()
+		if err := o.ApplyImage(ctx, t, p.Kernel.Image); err != nil {
+			return nil, fmt.Errorf("kernel.image %s: %w", p.Kernel.Image, err)
+		}
+		modDir := ""
+		if len(p.Kernel.Modules) > 0 {
+			version, ok := strings.CutPrefix(path.Base(p.Kernel.Path), "vmlinuz-")
+			if !ok {
+				names := t.Children("/lib/modules")
+				if len(names) != 1 {
+					return nil, p.Errorf("kernel.path", "cannot tell the kernel's version: name it vmlinuz-<version> (the image has %d directories in /lib/modules)", len(names))
+				}
+				version = names[0]
+			}
+			modDir = "/lib/modules/" + version
+		}
+		return kernelFromTree(p, t, p.Kernel.Path, modDir, "kernel.path", p.Kernel.Image, dir)
 	}
-	if !ok {
+	return kernelFile(p)
+}
+
+// kernelFromTree copies vmlinuz out of t and resolves modules in t's
+// modDir, where a package or an image put them.
+func kernelFromTree(p *profiles.Profile, t *rootfs.Tree, vmlinuz, modDir, field, from, dir string) (*kernel, error) {
+	k := &kernel{file: filepath.Join(dir, "vmlinuz")}
+	if err := copyOut(t, vmlinuz, k.file); err != nil {
+		return nil, p.Errorf(field, "%s in %s: %v", vmlinuz, from, err)
+	}
+	if len(p.Kernel.Modules) == 0 {
+		return k, nil
+	}
+	if modDir == "" {
+		return nil, p.Errorf("kernel.modules", "%s has no modules directory for %s", from, path.Base(vmlinuz))
+	}
+	real, e, err := t.Resolve(modDir)
+	if err != nil || e.Type != rootfs.TypeDir {
+		return nil, p.Errorf("kernel.modules", "%s in %s: not a directory", modDir, from)
+	}
+	fsys := t.FS()
+	k.modules = func(names []string) (*kmod.Set, error) {
+		return kmod.ResolveFS(fsys, strings.TrimPrefix(real, "/"), names)
+	}
+	return k, nil
+}
+
+// kernelFile finds the kernel and, when modules are asked for, the modules
+// directory beside it: a kernel unpacked from a Debian package (or /boot on a
+// host) is boot/vmlinuz-VERSION with lib/modules/VERSION next to boot/.
+func kernelFile(p *profiles.Profile) (*kernel, error) {
+	k := &kernel{file: p.Kernel.File}
+	if len(p.Kernel.Modules) == 0 {
+		return k, nil
+	}
+	candidates := []string{p.Kernel.File}
+	// A kernel symlinked as .../vmlinuz: follow it once.
+	if real, err := filepath.EvalSymlinks(p.Kernel.File); err == nil && real != p.Kernel.File {
+		candidates = append(candidates, real)
+	}
+	for _, c := range candidates {
+		if version, ok := strings.CutPrefix(filepath.Base(c), "vmlinuz-"); ok {
+			modDir := filepath.Join(filepath.Dir(filepath.Dir(c)), "lib", "modules", version)
+			if fi, err := os.Stat(modDir); err == nil && fi.IsDir() {
+				k.modules = func(names []string) (*kmod.Set, error) { return kmod.Resolve(modDir, names) }
+				return k, nil
+			}
+		}
+	}
+	return nil, p.Errorf("kernel.modules", "no modules directory for %s: expected lib/modules/<version> beside the boot/ directory of a kernel named vmlinuz-<version>", p.Kernel.File)
+}
+
+// copyOut writes the regular file at p in t (following symlinks within t)
+// to the host file dst.
+func copyOut(t *rootfs.Tree, p, dst string) error {
+	_, e, err := t.Resolve(p)
+	if err != nil {
 		return fmt.Errorf("not found")
 	}
 	if e.Type != rootfs.TypeFile {

@@ -17,6 +17,15 @@ func args(cfg *Config, accel, code, vars string) []string {
 	if cpus <= 0 {
 		cpus = 1
 	}
+	// The guest's network is QEMU's user network, restricted: DHCP and
+	// the forwarded loopback ports, nothing leaves the machine.
+	nic := "none"
+	if cfg.Network {
+		nic = "user,model=virtio-net-pci,restrict=on"
+		for _, f := range cfg.Forwards {
+			nic += ",hostfwd=tcp:127.0.0.1:" + strconv.Itoa(f.HostPort) + "-:" + strconv.Itoa(f.GuestPort)
+		}
+	}
 	a := []string{
 		"-machine", "q35",
 		"-accel", accel,
@@ -29,7 +38,7 @@ func args(cfg *Config, accel, code, vars string) []string {
 		// A guest reboot or power-off ends QEMU, so a test sees it as an
 		// exit instead of a second boot.
 		"-no-reboot",
-		"-nic", "none",
+		"-nic", nic,
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(code),
 		"-drive", "if=pflash,format=raw,unit=1,file=" + optValue(vars),
 	}

@@ -25,6 +25,12 @@ func TestArgs(t *testing.T) {
 			avoid: []string{"-fw_cfg"},
 		},
 		{
+			name:  "restricted user network, forwards from loopback only",
+			cfg:   Config{Network: true, Forwards: []Forward{{2222, 22}, {8080, 80}}},
+			want:  []string{"-nic user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8080-:80"},
+			avoid: []string{"-nic none"},
+		},
+		{
 			name:  "no disk",
 			cfg:   Config{MemoryMiB: 256, CPUs: 2},
 			want:  []string{"-m 256 -smp 2"},

@@ -64,8 +64,21 @@ type Config struct {
 	// FwCfg maps fw_cfg names to files handed to the guest (-fw_cfg
 	// name=opt/<name>,file=<file>); the "opt/" prefix is added if missing.
 	FwCfg map[string]string
+	// Network gives the guest one virtio NIC on QEMU's user network with
+	// restrict=on: the guest gets an address by DHCP, but no packet of it
+	// leaves the machine; only Forwards reach it, from loopback. False:
+	// no NIC at all.
+	Network bool
+	// Forwards are host loopback TCP ports forwarded to guest ports (with
+	// Network).
+	Forwards []Forward
 	// ExtraArgs are appended to QEMU's command line as they are.
 	ExtraArgs []string
+}
+
+// Forward forwards 127.0.0.1:HostPort on the host to GuestPort in the guest.
+type Forward struct {
+	HostPort, GuestPort int
 }
 
 // ovmfPairs are the firmware files of Debian's ovmf package, best first.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,11 +21,16 @@ import (
 	"keel/rootfs/hostfs"
 	"keel/rootfs/machineid"
 	"keel/rootfs/services"
+	"keel/rootfs/sysconf"
+	"keel/rootfs/systemd"
 )
 
 // InitPath is where keel-init lives in the rootfs; the boot entry points
 // init= at it when the image has no init of its own.
 const InitPath = "/usr/lib/keel/keel-init"
+
+// KeelDir is keel's own directory in every image (keys, services, health).
+const KeelDir = "/etc/keel"
 
 // KeelctlPath is where keelctl lives in every image.
 const KeelctlPath = "/usr/bin/keelctl"
@@ -39,6 +45,10 @@ type Options struct {
 	// ApplyImage applies an OCI image's layers onto t. Nil means the
 	// profile may not use image sources.
 	ApplyImage func(ctx context.Context, t *rootfs.Tree, ref string) error
+	// ApplyPackages installs the profile's Debian packages onto the empty
+	// tree, before any source (rootfs/deb/source). Nil: the profile has
+	// none.
+	ApplyPackages func(ctx context.Context, t *rootfs.Tree) error
 	// Epoch is the build time (SOURCE_DATE_EPOCH): generated files get it,
 	// and no entry keeps a later mtime, so checkouts made at different times
 	// build the same bytes.
@@ -52,6 +62,11 @@ func Tree(ctx context.Context, p *profiles.Profile, o Options) (*rootfs.Tree, er
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := rootfs.New()
+	if o.ApplyPackages != nil {
+		if err := o.ApplyPackages(ctx, t); err != nil {
+			return nil, err
+		}
+	}
 	for i, s := range p.Sources {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -60,8 +75,20 @@ func Tree(ctx context.Context, p *profiles.Profile, o Options) (*rootfs.Tree, er
 		if err := applySource(ctx, t, s, o); err != nil {
 			return nil, p.Errorf(field, "%v", err)
 		}
+		// keel owns /etc/keel: what is there is exactly what the profile
+		// declares (keys, services), never what a source brings.
+		if _, ok := t.Get(KeelDir); ok {
+			return nil, p.Errorf(field, "writes %s, which is keel's own: no source may write there", KeelDir)
+		}
 	}
 	if err := generate(t, p, o); err != nil {
+		return nil, err
+	}
+	err := sysconf.Apply(t, p, sysconf.Options{Epoch: o.Epoch, Enable: func(t *rootfs.Tree, unit string) error {
+		_, err := systemd.Enable(t, unit, o.Epoch)
+		return err
+	}})
+	if err != nil {
 		return nil, err
 	}
 	clamp(t, o.Epoch)
@@ -193,7 +220,15 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 		return err
 	}
 	if len(svcs) > 0 {
-		h := services.Health{Require: p.Update.Health.Require, Grace: time.Duration(p.Update.Health.Grace)}
+		// keel-init judges its own services; systemd units in the list
+		// (ssh.service) are for systemd images, judged by sysconf's units.
+		var require []string
+		for _, r := range p.Update.Health.Require {
+			if slices.ContainsFunc(p.Services, func(s profiles.Service) bool { return s.Name == r }) {
+				require = append(require, r)
+			}
+		}
+		h := services.Health{Require: require, Grace: time.Duration(p.Update.Health.Grace)}
 		if err := services.WriteHealth(t, h, svcs); err != nil {
 			return err
 		}
@@ -222,13 +257,19 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 
 // HasInit reports whether the tree brings its own init (systemd), in which
 // case keel-init only runs in the initrd.
-func HasInit(t *rootfs.Tree) bool {
-	for _, p := range []string{"/usr/lib/systemd/systemd", "/lib/systemd/systemd"} {
-		if _, ok := t.Get(p); ok {
-			return true
-		}
+func HasInit(t *rootfs.Tree) bool { return sysconf.HasSystemd(t) }
+
+// InitFor is the init= the boot entry passes for t: keel-init when the
+// image has no init of its own; systemd itself when the image has systemd
+// but no /sbin/init (no systemd-sysv); "" when /sbin/init will do.
+func InitFor(t *rootfs.Tree) string {
+	if !HasInit(t) {
+		return InitPath
 	}
-	return false
+	if _, e, err := t.Resolve("/sbin/init"); err == nil && e.Type == rootfs.TypeFile {
+		return ""
+	}
+	return "/usr/lib/systemd/systemd"
 }
 
 // osRelease keeps what a base image says about itself and adds the image
