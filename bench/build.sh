@@ -56,8 +56,11 @@ disk:
   slot: 1GiB
   squashfs: {compression: zstd, level: $LEVEL}
 YAML
-# keel's inputs: one build fills its cache (packages downloaded and
-# unpacked); both pipelines then read from the page cache.
+# keel's inputs: a lock (as a pipeline that wants reproducible builds
+# keeps one: the build then reads no package index) and one build that
+# fills the cache (packages downloaded and unpacked); both pipelines then
+# read from the page cache.
+"$KEEL" lock "$WORK/bench.yaml" >/dev/null
 "$KEEL" build "$WORK/bench.yaml" -o "$WORK/keel.img" >/dev/null
 tar -cf /dev/null -C "$WORK/extra" . "$in" 2>/dev/null || true
 

@@ -41,9 +41,9 @@ pkgs=$(printf '%s\n' "$profile" | awk '/^packages:/ {p=1; next} p && /^  - / {pr
 level=$(printf '%s\n' "$profile" | sed -n 's/.*compression: zstd, level: \([0-9]*\).*/\1/p')
 echo "packages: required + $pkgs; root squashfs zstd-$level; mirror from the host's apt sources"
 
-measure() { # name, then the command: prints "wall_s peak_MiB"
+measure() { # name, then a function and its arguments: prints "wall_s peak_MiB"
   local name=$1; shift
-  /usr/bin/time -f '%e %M' -o "$WORK/$name.time" "$@" >"$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log" >&2; exit 1; }
+  /usr/bin/time -f '%e %M' -o "$WORK/$name.time" bash -c '"$@"' _ "$@" >"$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log" >&2; exit 1; }
   awk '{printf "%.2f %.0f\n", $1, $2/1024}' "$WORK/$name.time"
 }
 
@@ -65,6 +65,9 @@ mm_build() { # apt archive cache (or "" for none), output squashfs
   rm -f "$out"
   mksquashfs "$dir" "$out" -comp zstd -Xcompression-level "$level" -no-progress -quiet
 }
+
+export -f keel_build mm_build
+export KEEL WORK SUITE MIRROR pkgs level
 
 printf '\n%-28s %8s %9s %10s\n' "run" "wall s" "peak MiB" "root MiB"
 row() { printf '%-28s %8s %9s %10s\n' "$@"; }

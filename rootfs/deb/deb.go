@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"pault.ag/go/debian/control"
 	"pault.ag/go/debian/dependency"
@@ -33,9 +35,11 @@ type Package struct {
 	Essential    bool
 	Source       string // source package name ("" when the same as Name)
 
-	Depends, PreDepends, Recommends dependency.Dependency
-	Conflicts, Breaks, Provides     dependency.Dependency
-	Replaces                        dependency.Dependency
+	// The relations keel resolves with. Recommends, Suggests and Replaces
+	// are not parsed: keel installs no recommends, and parsing relations is
+	// most of the time of reading an index.
+	Depends, PreDepends         dependency.Dependency
+	Conflicts, Breaks, Provides dependency.Dependency
 
 	// Filename is the .deb's path relative to the mirror's root
 	// ("pool/main/b/busybox/busybox-static_1.35.0-4+b3_amd64.deb").
@@ -58,27 +62,82 @@ func (p *Package) String() string {
 // must have Package, Version and Architecture; a malformed relation or
 // version is an error naming the package, so a damaged index is refused
 // rather than resolved half.
+//
+// Reading the stanzas is serial; turning them into Packages (versions and
+// relations parsed, most of the time of a 60,000-package index) runs on
+// every core, in order, so the result does not depend on scheduling.
 func ParseIndex(r io.Reader, origin string) ([]*Package, error) {
 	pr, err := control.NewParagraphReader(bufio.NewReaderSize(r, 1<<20), nil)
 	if err != nil {
 		return nil, fmt.Errorf("packages index: %w", err)
 	}
-	var out []*Package
+	type batch struct {
+		first int
+		paras []map[string]string
+		out   []*Package
+		err   error
+		done  chan struct{}
+	}
+	const batchSize = 512
+	work := make(chan *batch, 2*runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				b.out = make([]*Package, len(b.paras))
+				for i, f := range b.paras {
+					p, err := FromParagraph(f)
+					if err != nil {
+						b.err = fmt.Errorf("packages index, stanza %d: %w", b.first+i, err)
+						break
+					}
+					p.Origin = origin
+					b.out[i] = p
+				}
+				b.paras = nil // the raw fields are not kept
+				close(b.done)
+			}
+		}()
+	}
+	var batches []*batch
+	cur := &batch{first: 1, done: make(chan struct{})}
+	var readErr error
 	for n := 1; ; n++ {
 		para, err := pr.Next()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("packages index, stanza %d: %w", n, err)
+			readErr = fmt.Errorf("packages index, stanza %d: %w", n, err)
+			break
 		}
-		p, err := FromParagraph(para.Values)
-		if err != nil {
-			return nil, fmt.Errorf("packages index, stanza %d: %w", n, err)
+		cur.paras = append(cur.paras, para.Values)
+		if len(cur.paras) == batchSize {
+			batches = append(batches, cur)
+			work <- cur
+			cur = &batch{first: n + 1, done: make(chan struct{})}
 		}
-		p.Origin = origin
-		out = append(out, p)
 	}
+	if len(cur.paras) > 0 {
+		batches = append(batches, cur)
+		work <- cur
+	}
+	close(work)
+	wg.Wait()
+	if readErr != nil {
+		return nil, readErr
+	}
+	var out []*Package
+	for _, b := range batches {
+		<-b.done
+		if b.err != nil {
+			return nil, b.err
+		}
+		out = append(out, b.out...)
+	}
+	return out, nil
 }
 
 // FromParagraph builds a Package from one control stanza's fields (of an
@@ -123,9 +182,8 @@ func FromParagraph(f map[string]string) (*Package, error) {
 		field string
 		into  *dependency.Dependency
 	}{
-		{"Depends", &p.Depends}, {"Pre-Depends", &p.PreDepends}, {"Recommends", &p.Recommends},
+		{"Depends", &p.Depends}, {"Pre-Depends", &p.PreDepends},
 		{"Conflicts", &p.Conflicts}, {"Breaks", &p.Breaks}, {"Provides", &p.Provides},
-		{"Replaces", &p.Replaces},
 	} {
 		s := strings.TrimSpace(f[d.field])
 		if s == "" {
