@@ -189,19 +189,9 @@ func TestProfileErrorf(t *testing.T) {
 }
 
 func TestExample(t *testing.T) {
-	cache := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(cache, "kernel"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(cache, "busybox/root/bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cache, "kernel/vmlinuz"), []byte("kernel"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KEEL_CACHE", cache)
 	p := mustLoad(t, "examples/busybox.yaml")
-	if p.Name != "busybox" || p.Version != "1.0.0" || p.Kernel.File != cache+"/kernel/vmlinuz" || p.Sources[0].Dir != cache+"/busybox/root" {
+	if p.Name != "busybox" || p.Version != "1.0.0" || p.Kernel.Package != "linux-image-amd64" ||
+		p.Debian.Suite != "bookworm" || p.Debian.Architecture != "amd64" || len(p.Packages) != 1 || p.Packages[0] != "busybox-static" {
 		t.Errorf("unexpected profile: %+v", p)
 	}
 	if p.Disk.Size != 64*MiB+2*128*MiB+64*MiB+DiskOverhead {

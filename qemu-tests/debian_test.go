@@ -451,6 +451,9 @@ func TestSystemdAB(t *testing.T) {
 	waitActive(t, s, "systemd-bless-boot.service", 3*time.Minute)
 	status(s, "booted: slot b")
 	s.mustRun("systemctl is-active keel-health.service app.service")
+	if out := s.mustRun("systemctl show -p Result,ExecMainStartTimestampMonotonic --value keel-esp-cleanup.service"); !strings.HasPrefix(out, "success") || strings.HasSuffix(out, "\n0") {
+		t.Errorf("keel-esp-cleanup.service did not run: %q", out)
+	}
 	if out := s.mustRun("ls /efi/loader/entries"); !strings.Contains(out, "keel-b.conf") {
 		t.Errorf("after the blessing: entries %q, want keel-b.conf", out)
 	}

@@ -290,47 +290,72 @@ func TestModinfoErrors(t *testing.T) {
 	}
 }
 
-// TestDebianKernel runs Resolve on a Debian kernel that an earlier build
-// unpacked into keel's cache, and compares with modprobe. It downloads
-// nothing: without such a kernel it skips.
+// TestDebianKernel runs Resolve on a Debian kernel package that a build
+// downloaded into keel's cache ($KEEL_CACHE/deb/pool, or ~/.cache/keel's;
+// the QEMU tests fetch one), unpacked here with dpkg-deb, and compares
+// with modprobe, after depmod, and with the .modinfo fallback, before it.
+// It downloads nothing: without such a package it skips.
 func TestDebianKernel(t *testing.T) {
-	var dirs []string
-	home, _ := os.UserHomeDir()
-	for _, cache := range []string{filepath.Join(home, ".cache/keel"), "/var/cache/keel"} {
-		for _, pattern := range []string{"lib/modules/*", "*/lib/modules/*", "*/*/lib/modules/*", "*/*/*/lib/modules/*"} {
-			m, _ := filepath.Glob(filepath.Join(cache, pattern, "kernel"))
-			dirs = append(dirs, m...)
+	cache := os.Getenv("KEEL_CACHE")
+	if cache == "" {
+		home, _ := os.UserCacheDir()
+		cache = filepath.Join(home, "keel")
+	}
+	dpkgDeb := lookTool(t, "dpkg-deb", "dpkg")
+	debs, _ := filepath.Glob(filepath.Join(cache, "deb", "pool", "*.deb"))
+	var kernelDeb string
+	for _, d := range debs {
+		out, err := exec.Command(dpkgDeb, "--field", d, "Package").Output()
+		if err == nil && strings.HasPrefix(string(out), "linux-image-") && !strings.HasPrefix(string(out), "linux-image-amd64") {
+			if fi, err := os.Stat(d); err == nil && fi.Size() > 10<<20 {
+				kernelDeb = d
+				break
+			}
 		}
 	}
-	if len(dirs) == 0 {
-		t.Skip("no unpacked kernel (lib/modules/*/kernel) under ~/.cache/keel or /var/cache/keel; the QEMU tests fetch one")
+	if kernelDeb == "" {
+		t.Skipf("no linux-image package in %s/deb/pool; the QEMU tests (or keel build) download one", cache)
 	}
-	for _, kernelDir := range dirs {
-		modDir := filepath.Dir(kernelDir)
-		version := filepath.Base(modDir)
-		root := filepath.Dir(filepath.Dir(filepath.Dir(modDir)))
-		t.Run(version, func(t *testing.T) {
-			request := []string{"virtio_blk", "virtio_pci", "squashfs", "fat", "vfat", "nls_cp437", "nls_ascii", "ext4", "efivarfs"}
-			set, err := Resolve(modDir, request)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkOrder(t, set.Load)
-			t.Logf("load %v, builtin %v", names(set.Load), set.Builtin)
-			if !fileExists(filepath.Join(modDir, "modules.dep.bin")) {
-				t.Skip("no modules.dep.bin (depmod's index), so modprobe cannot be asked")
-			}
-			for _, name := range request {
-				one, err := Resolve(modDir, []string{name})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got, want := resolvedPaths(one), showDepends(t, root, modDir, version, name); !reflect.DeepEqual(got, want) {
-					t.Errorf("%s: Resolve\n got %q\nmodprobe --show-depends\nwant %q", name, got, want)
-				}
-			}
-		})
+	root := t.TempDir()
+	run(t, dpkgDeb, "-x", kernelDeb, root)
+	dirs, _ := filepath.Glob(filepath.Join(root, "lib/modules/*/kernel"))
+	if len(dirs) != 1 {
+		t.Fatalf("%s: %d module trees", kernelDeb, len(dirs))
 	}
+	modDir := filepath.Dir(dirs[0])
+	version := filepath.Base(modDir)
+	request := []string{"virtio_blk", "virtio_pci", "squashfs", "fat", "vfat", "nls_cp437", "nls_ascii", "ext4", "efivarfs"}
+	// As packaged (no modules.dep): what keel build does.
+	fromModinfo := map[string][]string{}
+	for _, name := range request {
+		one, err := Resolve(modDir, []string{name})
+		if err != nil {
+			t.Fatalf("%s without modules.dep: %v", name, err)
+		}
+		checkOrder(t, one.Load)
+		fromModinfo[name] = resolvedPaths(one)
+	}
+	// Then as installed: depmod, and modprobe as the reference.
+	run(t, lookTool(t, "depmod", "kmod"), "-b", root, version)
+	for _, name := range request {
+		want := showDepends(t, root, modDir, version, name)
+		// .modinfo lists a module's dependencies in another order than
+		// depmod's line does; any order that loads each module after
+		// its dependencies (checked above) is right, and the set must
+		// be modprobe's.
+		sorted := func(s []string) []string { s = slices.Clone(s); sort.Strings(s); return s }
+		if got := fromModinfo[name]; !reflect.DeepEqual(sorted(got), sorted(want)) {
+			t.Errorf("%s: Resolve from .modinfo\n got %q\nmodprobe --show-depends\nwant %q", name, got, want)
+		}
+		one, err := Resolve(modDir, []string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resolvedPaths(one); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: Resolve from modules.dep\n got %q\nmodprobe --show-depends\nwant %q", name, got, want)
+		}
+	}
+	t.Logf("%s: %d requested modules agree with modprobe, with and without modules.dep", version, len(request))
 }
 
 // TestResolveFSFromTree: a kernel package applied to an in-memory tree

@@ -38,6 +38,7 @@ const (
 	BootFailedUnit = "keel-boot-failed.service"
 	SSHKeygenUnit  = "keel-ssh-keygen.service"
 	ESPMountUnit   = "efi.mount"
+	ESPCleanupUnit = "keel-esp-cleanup.service"
 	KeelctlPath    = "/usr/bin/keelctl"
 )
 
@@ -504,7 +505,6 @@ func espMount(w *writer, _ *profiles.Profile, enable Enabler) error {
 	unit := `# Written by keel: the ESP, for systemd-bless-boot and bootctl.
 [Unit]
 Description=EFI System Partition
-Documentation=https://uapi-group.org/specifications/specs/boot_loader_specification/
 
 [Mount]
 What=/dev/disk/by-partlabel/esp
@@ -518,7 +518,33 @@ WantedBy=local-fs.target
 	if err := w.file("/etc/systemd/system/"+ESPMountUnit, 0o644, unit); err != nil {
 		return err
 	}
-	return enable(w.t, ESPMountUnit)
+	if err := enable(w.t, ESPMountUnit); err != nil {
+		return err
+	}
+	// What an interrupted install or bless left on the ESP goes before
+	// anything judges or changes the entries, as keel-init does it in
+	// images without systemd.
+	if findFile(w.t, KeelctlPath) == "" {
+		return nil
+	}
+	cleanup := `# Written by keel: what an interrupted update left on the ESP.
+[Unit]
+Description=Clean up the ESP after an interrupted update
+DefaultDependencies=no
+After=local-fs.target
+Before=basic.target systemd-bless-boot.service ` + HealthUnit + `
+
+[Service]
+Type=oneshot
+ExecStart=` + KeelctlPath + ` cleanup
+
+[Install]
+WantedBy=basic.target
+`
+	if err := w.file("/etc/systemd/system/"+ESPCleanupUnit, 0o644, cleanup); err != nil {
+		return err
+	}
+	return enable(w.t, ESPCleanupUnit)
 }
 
 // requiredUnit is the unit an update.health.require entry names, and

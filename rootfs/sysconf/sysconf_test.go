@@ -635,6 +635,30 @@ After=keel-ssh-keygen.service
 	}
 }
 
+func TestESPCleanup(t *testing.T) {
+	tr := build(t, mergedUsr, systemdInit, blessBoot)
+	if err := apply(tr, parse(t, "")); err != nil {
+		t.Fatal(err)
+	}
+	checkPaths(t, tr, map[string]string{
+		"/etc/systemd/system/keel-esp-cleanup.service": `# Written by keel: what an interrupted update left on the ESP.
+[Unit]
+Description=Clean up the ESP after an interrupted update
+DefaultDependencies=no
+After=local-fs.target
+Before=basic.target systemd-bless-boot.service keel-health.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/keelctl cleanup
+
+[Install]
+WantedBy=basic.target
+`,
+		"/etc/systemd/system/basic.target.wants/keel-esp-cleanup.service": "-> /etc/systemd/system/keel-esp-cleanup.service",
+	})
+}
+
 func TestReadOnlyRootAndESP(t *testing.T) {
 	tmpMount := `# Written by keel: the root is read-only, so /tmp is a tmpfs.
 [Unit]
@@ -658,7 +682,6 @@ WantedBy=local-fs.target
 	efiMount := `# Written by keel: the ESP, for systemd-bless-boot and bootctl.
 [Unit]
 Description=EFI System Partition
-Documentation=https://uapi-group.org/specifications/specs/boot_loader_specification/
 
 [Mount]
 What=/dev/disk/by-partlabel/esp
@@ -691,6 +714,9 @@ WantedBy=local-fs.target
 				t.Fatal(err)
 			}
 			checkPaths(t, tr, common)
+			if _, ok := tr.Get("/etc/systemd/system/" + ESPCleanupUnit); ok {
+				t.Errorf("%s written without keelctl in the tree", ESPCleanupUnit)
+			}
 			checkPaths(t, tr, map[string]string{"/etc/mtab": c.mtab})
 			if e, _ := tr.Get("/efi"); e.Mode != 0o755 || e.Mtime != epoch {
 				t.Errorf("/efi: mode %04o mtime %d, want 0755 %d", e.Mode, e.Mtime, epoch)
