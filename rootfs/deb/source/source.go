@@ -30,7 +30,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -194,7 +194,7 @@ func Prepare(ctx context.Context, c Config) (*Prepared, error) {
 	}, all, func(done, total int64) {
 		out.Downloaded = done
 		if c.Progress != nil && total > 0 {
-			c.Progress(fmt.Sprintf("downloading %d MB", (total+1<<20-1)>>20), done, total)
+			c.Progress(fmt.Sprintf("downloading %d MiB", (total+1<<20-1)>>20), done, total)
 		}
 	})
 	if err != nil {
@@ -206,7 +206,7 @@ func Prepare(ctx context.Context, c Config) (*Prepared, error) {
 	}
 
 	c.stage(fmt.Sprintf("unpacking %d packages", len(all)), 0, 0)
-	cache, err := debfile.NewCache(path.Join(c.CacheDir, "unpack"), debfile.CacheOptions{Limits: c.Limits, Logger: c.Logger})
+	cache, err := debfile.NewCache(filepath.Join(c.CacheDir, "unpack"), debfile.CacheOptions{Limits: c.Limits, Logger: c.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func Lock(ctx context.Context, c Config) (*lock.Lock, int64, error) {
 		all, func(done, total int64) {
 			got = done
 			if c.Progress != nil && total > 0 {
-				c.Progress(fmt.Sprintf("downloading %d MB", (total+1<<20-1)>>20), done, total)
+				c.Progress(fmt.Sprintf("downloading %d MiB", (total+1<<20-1)>>20), done, total)
 			}
 		})
 	if err != nil {
