@@ -113,3 +113,27 @@ func parentField(f string) string {
 	}
 	return f[:i]
 }
+
+// FieldError is a failure while building what a field names, e.g. a
+// registry that does not answer for sources[2].image, or a directory that
+// cannot be read: it prints where the field was written, as Error does,
+// but it is not a problem of the profile, so it is not an *Error and
+// Errors does not list it (keel exits 1 for it, not 2).
+type FieldError struct {
+	Pos
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	return (&Error{Pos: e.Pos, Field: e.Field, Msg: e.Err.Error()}).Error()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// At wraps err, a failure while building what field names, with the
+// place the field was written (see Errorf for defaulted fields).
+func (p *Profile) At(field string, err error) error {
+	e := p.Errorf(field, "")
+	return &FieldError{Pos: e.Pos, Field: field, Err: err}
+}

@@ -35,8 +35,12 @@ func TestBadProfiles(t *testing.T) {
 		{"missing kernel", "name: t\nversion: \"1\"\nkernel: {file: nope}\n", exitUsage, `p\.yaml:3:\d+: kernel\.file: .*nope.*no such file`},
 		{"unreadable source", head + "sources:\n  - {file: /x, source: adir}\n", exitUsage, `p\.yaml:5:\d+: sources\[0\]\.source: .*adir`},
 		{"slot too small", head + "sources:\n  - {file: /big, source: big}\ndisk: {slot: 1MiB}\n", exitUsage, `p\.yaml:\d+:\d+: disk\.slot: .*too small`},
+		// The profile is fine; fetching the image fails: a runtime failure
+		// (exit 1), still at the field.
 		{"missing OCI layout", head + "sources:\n  - image: oci:" + filepath.Join(dir, "nothing") + ":latest\n", exitUsage, `p\.yaml:5:\d+: sources\[0\].*nothing`},
-		{"unknown OCI reference", head + "sources:\n  - image: docker://127.0.0.1:1/nothing:latest\n", exitUsage, `p\.yaml:5:\d+: sources\[0\].*127\.0\.0\.1:1/nothing`},
+		{"unknown OCI reference", head + "sources:\n  - image: docker://127.0.0.1:1/nothing:latest\n", exitFailure, `p\.yaml:5:\d+: sources\[0\].*127\.0\.0\.1:1/nothing`},
+		{"OCI layout without index.json", head + "sources:\n  - image: oci:" + filepath.Join(dir, "adir") + ":latest\n", exitFailure, `p\.yaml:5:\d+: sources\[0\]: .*adir`},
+		{"source writes /etc/keel", head + "sources:\n  - {file: /etc/keel/keys/x.pub, content: planted}\n", exitFailure, `p\.yaml:5:\d+: sources\[0\]: writes /etc/keel, which is keel's own`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"keel/rootfs/assemble"
 	"keel/rootfs/deb/source"
 	"keel/rootfs/initrd"
+	"keel/rootfs/kmod"
 	"keel/rootfs/squashfs"
 )
 
@@ -281,8 +282,11 @@ func writeInitrd(ctx context.Context, name string, p *profiles.Profile, k *kerne
 	n := 0
 	if k.modules != nil {
 		set, err := k.modules(p.Kernel.Modules)
-		if err != nil {
+		switch {
+		case errors.Is(err, kmod.ErrNotFound):
 			return 0, p.Errorf("kernel.modules", "%v", err)
+		case err != nil:
+			return 0, p.At("kernel.modules", err)
 		}
 		if err := set.AddToTree(t, o.Epoch); err != nil {
 			return 0, err

@@ -72,13 +72,15 @@ func Tree(ctx context.Context, p *profiles.Profile, o Options) (*rootfs.Tree, er
 			return nil, err
 		}
 		field := fmt.Sprintf("sources[%d]", i)
+		// The profile was validated: what fails now is reading or
+		// fetching the source, a runtime failure at that field.
 		if err := applySource(ctx, t, s, o); err != nil {
-			return nil, p.Errorf(field, "%v", err)
+			return nil, p.At(field, err)
 		}
 		// keel owns /etc/keel: what is there is exactly what the profile
 		// declares (keys, services), never what a source brings.
 		if _, ok := t.Get(KeelDir); ok {
-			return nil, p.Errorf(field, "writes %s, which is keel's own: no source may write there", KeelDir)
+			return nil, p.At(field, fmt.Errorf("writes %s, which is keel's own: no source may write there", KeelDir))
 		}
 	}
 	if err := generate(t, p, o); err != nil {
