@@ -3,6 +3,8 @@ package profiles
 import (
 	"fmt"
 	"slices"
+
+	"keel/image/disk"
 )
 
 // setDefaults fills in what the profile left out (the values are the
@@ -86,7 +88,11 @@ func (p *Profile) setDefaults() {
 		d.Data = DefaultDataSize
 	}
 	if d.Size == 0 {
-		d.Size = d.ESP + 2*d.Slot + d.Data + DiskOverhead
+		// Just big enough, as the layout planner decides; sizes it refuses
+		// leave 0 here, and validation reports them.
+		if l, err := disk.Plan(d.planSizes(), nil); err == nil {
+			d.Size = Size(l.Size)
+		}
 	}
 	if d.Squashfs.Compression == "" {
 		d.Squashfs.Compression = DefaultCompression
@@ -140,4 +146,9 @@ func dedupe(list []string) []string {
 		}
 	}
 	return out
+}
+
+// planSizes is the disk as image/disk's planner takes it.
+func (d *Disk) planSizes() disk.Sizes {
+	return disk.Sizes{Total: int64(d.Size), ESP: int64(d.ESP), Slot: int64(d.Slot), Data: int64(d.Data)}
 }

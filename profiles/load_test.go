@@ -48,7 +48,7 @@ func TestMerge(t *testing.T) {
 		{"nested mapping merged: compression from base", p.Disk.Squashfs.Compression, "xz"},
 		{"nested mapping merged: level from app", p.Disk.Squashfs.Level, 9},
 		{"default data size", p.Disk.Data, DefaultDataSize},
-		{"default disk size", p.Disk.Size, 64*MiB + 2*GiB + DefaultDataSize + DiskOverhead},
+		{"default disk size", p.Disk.Size, 64*MiB + 2*GiB + DefaultDataSize + 2*MiB},
 		{"sources in order", []string{p.Sources[0].Kind(), p.Sources[1].Kind(), p.Sources[2].Kind()}, []string{"dir", "file", "image"}},
 		{"dir resolved against base.yaml", p.Sources[0].Dir, td + "/files/root"},
 		{"dir default destination", p.Sources[0].To, "/"},
@@ -194,7 +194,7 @@ func TestExample(t *testing.T) {
 		p.Debian.Suite != "bookworm" || p.Debian.Architecture != "amd64" || len(p.Packages) != 1 || p.Packages[0] != "busybox-static" {
 		t.Errorf("unexpected profile: %+v", p)
 	}
-	if p.Disk.Size != 64*MiB+2*128*MiB+64*MiB+DiskOverhead {
+	if p.Disk.Size != 64*MiB+2*128*MiB+64*MiB+2*MiB {
 		t.Errorf("disk size %s", p.Disk.Size)
 	}
 }

@@ -17,12 +17,6 @@ const (
 	DefaultGrace       = Duration(10 * time.Second)
 	DefaultFileMode    = FileMode(0o644)
 	DefaultShell       = "/bin/sh"
-
-	// DiskOverhead is what a disk needs besides its partitions when its
-	// total size is computed: 1 MiB at the start (protective MBR, primary
-	// GPT, alignment of the first partition) and 1 MiB at the end (backup
-	// GPT, rounded to the same alignment).
-	DiskOverhead = 2 * MiB
 )
 
 // defaultLevels is the squashfs compression level used when
@@ -164,10 +158,10 @@ type Network struct {
 // Disk is the disk image layout: sizes of the whole disk and its partitions.
 // Sizes are written "2GiB", "512M", "64MiB" or in bytes (see Size).
 type Disk struct {
-	Size     Size     `yaml:"size" doc:"Total disk size. Default: esp + 2 x slot + data + 2MiB for the partition tables. Must hold all of them."`
-	ESP      Size     `yaml:"esp" doc:"EFI system partition size. Default 256MiB."`
+	Size     Size     `yaml:"size" doc:"Total disk size. Default: just big enough, esp + 2 x slot + data, each rounded up to a whole MiB, + 2MiB for the partition tables. Must hold all of them."`
+	ESP      Size     `yaml:"esp" doc:"EFI system partition size (FAT32): at least 34089472 bytes (33MiB will do), under 2TiB. Default 256MiB."`
 	Slot     Size     `yaml:"slot" doc:"Size of each of the two root slots (A and B). Default 1GiB."`
-	Data     Size     `yaml:"data" doc:"Persistent data partition (ext4, mounted at /var). Default 256MiB."`
+	Data     Size     `yaml:"data" doc:"Persistent data partition (ext4, mounted at /var): at least 8MiB, under 16TiB. Default 256MiB."`
 	Squashfs Squashfs `yaml:"squashfs" doc:"How the root squashfs is compressed."`
 }
 

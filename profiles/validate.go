@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -9,6 +10,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"keel/image/disk"
 )
 
 // checker validates a decoded, defaulted profile: what the types alone do
@@ -412,15 +415,31 @@ func (c *checker) services() {
 
 func (c *checker) disk() {
 	d := &c.p.Disk
-	if c.has("disk.size") && c.ok("disk.size", "disk.esp", "disk.slot", "disk.data") {
-		if need := d.ESP + 2*d.Slot + d.Data + DiskOverhead; d.Size < need {
-			c.errorf("disk.size", "%s is too small for esp %s + 2 x slot %s + data %s + %s of partition tables = %s",
-				d.Size, d.ESP, d.Slot, d.Data, Size(DiskOverhead), need)
+	if c.ok("disk.size", "disk.esp", "disk.slot", "disk.data") {
+		// The build's own planner decides, so that what validates lays out.
+		if _, err := disk.Plan(d.planSizes(), nil); err != nil {
+			c.planErrors(err)
 		}
 	}
 	sq := d.Squashfs
 	if r, ok := levels[sq.Compression]; ok && c.has("disk.squashfs.level") && (sq.Level < r[0] || sq.Level > r[1]) {
 		c.errorf("disk.squashfs.level", "%d is out of range for %s (%d-%d)", sq.Level, sq.Compression, r[0], r[1])
+	}
+}
+
+// planErrors reports each size image/disk's planner refused at its field.
+func (c *checker) planErrors(err error) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var se *disk.SizeError
+		if !errors.As(e, &se) {
+			c.errorf("disk", "%v", e)
+			continue
+		}
+		c.errorf(se.Field, "%s", se.Explain(func(n int64) string { return Size(n).String() }))
 	}
 }
 

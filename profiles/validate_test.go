@@ -1,12 +1,16 @@
 package profiles
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
+
+	"keel/image/disk"
 )
 
 // head is a minimal valid profile; cases append to it, so their lines
@@ -44,7 +48,17 @@ func TestBadProfiles(t *testing.T) {
 			`6:8: disk.esp: "0": a size must be greater than zero`,
 			`7:9: disk.data: "0.3K" is not a whole number of bytes`}},
 		{"disk too small", head + "disk: {size: 1GiB, slot: 512M}\n", []string{
-			"4:14: disk.size: 1GiB is too small for esp 256MiB + 2 x slot 512MiB + data 256MiB + 2MiB of partition tables = 1538MiB"}},
+			"4:14: disk.size: 1GiB is too small: esp, two slots and data, each starting on a MiB boundary, and the two partition tables need at least 1573905KiB, say 1538MiB"}},
+		// Each partition starts on a MiB boundary, so sizes just over a
+		// MiB need more than their sum + 2MiB; the planner says how much.
+		{"disk too small for unaligned partitions", head + "disk:\n  size: 337973248\n  esp: 64001KiB\n  slot: 100001KiB\n  data: 64001KiB\n", []string{
+			"5:9: disk.size: 330052KiB is too small: esp, two slots and data, each starting on a MiB boundary, and the two partition tables need at least 330769KiB, say 324MiB"}},
+		{"esp too small for FAT32", head + "disk: {esp: 16MiB}\n", []string{
+			"4:13: disk.esp: 16MiB is too small: FAT32 (65525 clusters) needs at least 34089472B, say 33MiB"}},
+		{"partition sizes", head + "disk:\n  esp: 3TiB\n  slot: 1000\n  data: 4MiB\n", []string{
+			"5:8: disk.esp: 3TiB is too large: FAT32 holds at most 2199023255040B",
+			"6:9: disk.slot: 1000B is not a whole number of 512-byte sectors",
+			"7:9: disk.data: 4MiB is too small: ext4 with a journal needs at least 8MiB"}},
 		{"bad level", head + "disk:\n  squashfs: {compression: gzip, level: 12}\n", []string{
 			"5:40: disk.squashfs.level: 12 is out of range for gzip (1-9)"}},
 		{"bad enum", head + "disk:\n  squashfs: {compression: lz4}\nservices: [{name: s, command: [x], restart: sometimes}]\n", []string{
@@ -286,5 +300,47 @@ func asNobody(t *testing.T, test string) {
 	}
 	if !strings.Contains(string(out), "--- PASS: "+test) {
 		t.Fatalf("%s as nobody did not pass:\n%s", test, out)
+	}
+}
+
+// TestDiskPlanned checks that the disk sizes validation accepts, and the
+// default disk size, are image/disk's planner's: the build lays out
+// exactly what validated.
+func TestDiskPlanned(t *testing.T) {
+	for _, c := range []struct {
+		name, disk string
+		want       Size
+	}{
+		{"aligned: partitions + 2MiB", "{esp: 64MiB, slot: 128MiB, data: 64MiB}", 386 * MiB},
+		{"each partition from a MiB boundary", "{esp: 64001KiB, slot: 100001KiB, data: 64001KiB}", 324 * MiB},
+		{"smallest partitions", "{esp: 34089472, slot: 512, data: 8MiB}", 45 * MiB},
+		{"explicit size kept", "{size: 1GiB, esp: 64001KiB, slot: 100001KiB, data: 64001KiB}", GiB},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := Parse("testdata/p.yaml", []byte(head+"disk: "+c.disk+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Disk.Size != c.want {
+				t.Errorf("disk size %s, want %s", p.Disk.Size, c.want)
+			}
+			l, err := disk.Plan(p.Disk.planSizes(), nil)
+			if err != nil {
+				t.Fatalf("validated, then the planner refused: %v", err)
+			}
+			if l.Size != int64(p.Disk.Size) {
+				t.Errorf("planner lays out %d bytes, profile says %s", l.Size, p.Disk.Size)
+			}
+		})
+	}
+	// The limits the field docs state are the planner's.
+	for _, d := range []struct{ field, want string }{
+		{"ESP", fmt.Sprintf("at least %d bytes (%s will do)", disk.MinESP, Size((disk.MinESP+MiB-1)/MiB*MiB))},
+		{"Data", fmt.Sprintf("at least %s", Size(disk.MinData))},
+	} {
+		f, _ := reflect.TypeFor[Disk]().FieldByName(d.field)
+		if doc := f.Tag.Get("doc"); !strings.Contains(doc, d.want) {
+			t.Errorf("disk.%s doc %q does not say %q", strings.ToLower(d.field), doc, d.want)
+		}
 	}
 }

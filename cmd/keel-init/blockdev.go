@@ -2,13 +2,15 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+
+	"keel/image/gpt"
 )
 
 // sysClassBlock is where the kernel lists every block device and partition.
@@ -81,7 +83,10 @@ func fillPartUUIDs(devs []blockDev) {
 		}
 		t, ok := tables[b.Disk]
 		if !ok {
-			t, _ = readGPTGUIDs(filepath.Join("/dev", b.Disk))
+			var err error
+			if t, err = readGPTGUIDs(filepath.Join("/dev", b.Disk)); err != nil {
+				noteOnce(fmt.Sprintf("partition GUIDs of %s: %v", b.Disk, err))
+			}
 			tables[b.Disk] = t
 		}
 		devs[i].PartUUID = t[b.PartN]
@@ -89,48 +94,34 @@ func fillPartUUIDs(devs []blockDev) {
 }
 
 // readGPTGUIDs returns partition number → unique partition GUID (lowercase)
-// from the primary GPT of the disk at path, with 512-byte sectors.
+// from the GPT of the disk at path: the primary, or the backup when the
+// primary is damaged, so that a disk with a corrupted primary GPT still
+// finds its root.
 func readGPTGUIDs(path string) (map[int]string, error) {
-	f, err := os.Open(path)
+	t, err := gpt.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	hdr := make([]byte, 512)
-	if _, err := f.ReadAt(hdr, 512); err != nil {
-		return nil, err
-	}
-	if string(hdr[:8]) != "EFI PART" {
-		return nil, fmt.Errorf("%s: no GPT", path)
-	}
-	le := binary.LittleEndian
-	lba, n, size := le.Uint64(hdr[72:]), le.Uint32(hdr[80:]), le.Uint32(hdr[84:])
-	if n > 1024 || size < 128 || size > 4096 {
-		return nil, fmt.Errorf("%s: implausible GPT (%d entries of %d bytes)", path, n, size)
-	}
-	ents := make([]byte, int(n)*int(size))
-	if _, err := f.ReadAt(ents, int64(lba)*512); err != nil {
-		return nil, err
+	if t.FromBackup {
+		noteOnce(fmt.Sprintf("%s: primary GPT damaged (%v), using the backup", path, t.PrimaryErr))
 	}
 	m := map[int]string{}
-	for i := 0; i < int(n); i++ {
-		e := ents[i*int(size):]
-		g := e[16:32]
-		if allZeroBytes(e[:16]) {
-			continue
-		}
-		m[i+1] = fmt.Sprintf("%08x-%04x-%04x-%x-%x", le.Uint32(g[0:]), le.Uint16(g[4:]), le.Uint16(g[6:]), g[8:10], g[10:16])
+	for _, p := range t.Partitions {
+		m[p.Number] = strings.ToLower(p.GUID)
 	}
 	return m, nil
 }
 
-func allZeroBytes(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+// noted holds what noteOnce has printed: block devices are listed again
+// and again while keel-init waits for its root, and a damaged disk is worth
+// one line, not one a poll.
+var noted sync.Map
+
+// noteOnce prints msg on the console (keel-init's stderr) the first time.
+func noteOnce(msg string) {
+	if _, seen := noted.LoadOrStore(msg, true); !seen {
+		fmt.Fprintln(os.Stderr, "keel-init: "+msg)
 	}
-	return true
 }
 
 // parseUevent reads the KEY=value lines of a sysfs uevent file.

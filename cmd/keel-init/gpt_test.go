@@ -12,7 +12,7 @@ import (
 // TestReadGPTGUIDs reads the partition GUIDs back from a GPT written the
 // way keel build writes it (Debian's 6.1 has no PARTUUID in uevent).
 func TestReadGPTGUIDs(t *testing.T) {
-	l, err := disk.Plan(disk.Sizes{ESP: 1 << 20, Slot: 1 << 20, Data: 1 << 20}, []byte("gpt test"))
+	l, err := disk.Plan(disk.Sizes{ESP: 34 << 20, Slot: 1 << 20, Data: 8 << 20}, []byte("gpt test"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,11 @@ with tries left, or bad).`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(r)
 			}
-			fmt.Fprintf(w, "disk %s, %s, GUID %s\n\n", args[0], profiles.Size(r.Size), r.DiskGUID)
+			fmt.Fprintf(w, "disk %s, %s, GUID %s\n", args[0], profiles.Size(r.Size), r.DiskGUID)
+			if r.GPTWarning != "" {
+				fmt.Fprintf(w, "warning: %s\n", r.GPTWarning)
+			}
+			fmt.Fprintln(w)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "#\tlabel\tstart\tsize\tpartition GUID")
 			for _, p := range r.Partitions {

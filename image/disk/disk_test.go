@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"keel/image/ext4"
+	"keel/image/fat"
 )
 
 const mib = 1 << 20
@@ -26,14 +29,28 @@ func TestPlan(t *testing.T) {
 		{"explicit total", Sizes{Total: 512 * mib, ESP: 64 * mib, Slot: 128 * mib, Data: 32 * mib}, 512 * mib, ""},
 		{"total too small", Sizes{Total: 300 * mib, ESP: 64 * mib, Slot: 128 * mib, Data: 32 * mib}, 0, "too small"},
 		{"zero slot", Sizes{ESP: 64 * mib, Data: 32 * mib}, 0, "disk.slot"},
-		{"odd esp", Sizes{ESP: 64*mib + 1, Slot: 128 * mib, Data: 32 * mib}, 0, "disk.esp"},
+		{"odd esp", Sizes{ESP: 64*mib + 1, Slot: 128 * mib, Data: 32 * mib}, 0, "disk.esp: 67108865 bytes is not a whole number of 512-byte sectors"},
+		// Each partition starts on a MiB boundary: sizes just over a MiB
+		// take a whole MiB more each than their sum.
+		{"unaligned sizes", Sizes{ESP: 64001 * 1024, Slot: 100001 * 1024, Data: 64001 * 1024}, 324 * mib, ""},
+		// The flat sum plus 2 MiB that profile validation used to allow.
+		{"unaligned, total from their sum", Sizes{Total: (64001+2*100001+64001)*1024 + 2*mib, ESP: 64001 * 1024, Slot: 100001 * 1024, Data: 64001 * 1024}, 0,
+			"disk.size: 337973248 bytes is too small: esp, two slots and data, each starting on a MiB boundary, and the two partition tables need at least 338707456 bytes, say 339738624 bytes"},
+		{"smallest", Sizes{ESP: MinESP, Slot: sector, Data: MinData}, 45 * mib, ""},
+		{"esp below FAT32", Sizes{ESP: 16 * mib, Slot: 128 * mib, Data: 32 * mib}, 0,
+			"disk.esp: 16777216 bytes is too small: FAT32 (65525 clusters) needs at least 34089472 bytes"},
+		{"esp beyond FAT32", Sizes{ESP: MaxESP + sector, Slot: 128 * mib, Data: 32 * mib}, 0, "disk.esp: 2199023255552 bytes is too large: FAT32 holds at most"},
+		{"data below ext4", Sizes{ESP: 64 * mib, Slot: 128 * mib, Data: 4 * mib}, 0, "disk.data: 4194304 bytes is too small: ext4 with a journal needs at least 8388608 bytes"},
+		{"huge slot", Sizes{ESP: 64 * mib, Slot: 1 << 62, Data: 32 * mib}, 0, "disk.slot: 4611686018427387904 bytes is too large"},
+		{"total not whole sectors", Sizes{Total: 512*mib + 1, ESP: 64 * mib, Slot: 128 * mib, Data: 32 * mib}, 0, "disk.size: 536870913 bytes is not a whole number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := Plan(tt.sizes, []byte("seed"))
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				var se *SizeError
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &se) {
+					t.Fatalf("err = %v, want a *SizeError with %q", err, tt.wantErr)
 				}
 				return
 			}
@@ -127,7 +144,7 @@ func TestWriteFailureLeavesOldFile(t *testing.T) {
 	if err := os.WriteFile(out, []byte("previous image"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := Plan(Sizes{ESP: 34 * mib, Slot: 1 * mib, Data: 1 * mib}, []byte("t"))
+	l, err := Plan(Sizes{ESP: 34 * mib, Slot: 1 * mib, Data: 8 * mib}, []byte("t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,3 +164,35 @@ func TestWriteFailureLeavesOldFile(t *testing.T) {
 		t.Errorf("temporary files left: %v", ents)
 	}
 }
+
+// TestLimitsMatchFormatters holds Plan's limits to what keel's FAT32 and
+// ext4 formatters accept, so that a layout Plan accepts formats.
+func TestLimitsMatchFormatters(t *testing.T) {
+	formatFAT := func(size int64) error {
+		_, err := fat.Format(discard{}, size, fat.FormatOptions{})
+		return err
+	}
+	formatExt4 := func(size int64) error { return ext4.Format(discard{}, size, ext4.Options{}) }
+	for _, c := range []struct {
+		name   string
+		format func(int64) error
+		size   int64
+		ok     bool
+	}{
+		{"FAT32 at MinESP", formatFAT, MinESP, true},
+		{"FAT32 below MinESP", formatFAT, MinESP - sector, false},
+		{"FAT32 above MaxESP", formatFAT, MaxESP + sector, false},
+		{"ext4 at MinData", formatExt4, MinData, true},
+		{"ext4 below MinData", formatExt4, MinData - sector, false},
+		{"ext4 above MaxData", formatExt4, MaxData + sector, false},
+	} {
+		err := c.format(c.size)
+		if (err == nil) != c.ok {
+			t.Errorf("%s (%d bytes): err = %v, want ok = %v", c.name, c.size, err, c.ok)
+		}
+	}
+}
+
+type discard struct{}
+
+func (discard) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }

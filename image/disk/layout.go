@@ -5,6 +5,7 @@ package disk
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 )
 
@@ -72,16 +73,88 @@ func (l *Layout) Find(label string) (Partition, bool) {
 	return Partition{}, false
 }
 
-// Plan lays out the four partitions in order, each MiB-aligned, and derives
-// the disk and partition GUIDs from seed.
-func Plan(s Sizes, seed []byte) (*Layout, error) {
-	for _, c := range []struct {
-		name string
-		v    int64
-	}{{"esp", s.ESP}, {"slot", s.Slot}, {"data", s.Data}} {
-		if c.v <= 0 || c.v%sector != 0 {
-			return nil, fmt.Errorf("disk.%s: %d is not a positive multiple of %d bytes", c.name, c.v, sector)
+// Size limits: what keel's own formatters accept, checked against them by
+// TestLimitsMatchFormatters.
+const (
+	// MinESP is the smallest FAT32 volume image/fat formats: 65525
+	// clusters of one sector (fewer, and every reader takes the volume for
+	// FAT16), two FATs of 512 sectors and 32 reserved sectors.
+	MinESP = (65525 + 2*512 + 32) * sector
+	// MaxESP is FAT32's limit: a 32-bit count of sectors.
+	MaxESP = 0xFFFFFFFF * sector
+	// MinData is the smallest ext4 image/ext4 formats with a journal:
+	// 2048 blocks of 4 KiB.
+	MinData = 2048 * 4096
+	// MaxData is 2^32 blocks of 4 KiB: more needs ext4's 64bit feature,
+	// which image/ext4 does not write.
+	MaxData = 1<<32*4096 - sector
+	// maxPart bounds every size, beyond any disk keel builds and low enough
+	// that adding them up cannot overflow.
+	maxPart = 1 << 50
+)
+
+// SizeError is a size Plan cannot lay out. Field is the profile field
+// that holds it: "disk.esp", "disk.slot", "disk.data" or "disk.size".
+type SizeError struct {
+	Field string
+	Size  int64 // what was asked
+	// Limit is the least (if Size is below it) or most (if above) that
+	// would do, for the Reason given; 0 when Size is not whole sectors.
+	Limit  int64
+	Reason string // e.g. "FAT32 (65525 clusters) needs at least"
+}
+
+func (e *SizeError) Error() string {
+	return e.Field + ": " + e.Explain(func(n int64) string { return fmt.Sprintf("%d bytes", n) })
+}
+
+// Explain says what is wrong without the field, writing sizes with size:
+// profile validation passes its own size notation.
+func (e *SizeError) Explain(size func(int64) string) string {
+	switch {
+	case e.Limit == 0:
+		return fmt.Sprintf("%s is not a whole number of %d-byte sectors", size(e.Size), sector)
+	case e.Size < e.Limit:
+		s := fmt.Sprintf("%s is too small: %s %s", size(e.Size), e.Reason, size(e.Limit))
+		if e.Limit%align != 0 {
+			s += ", say " + size(roundUp(e.Limit, align))
 		}
+		return s
+	default:
+		return fmt.Sprintf("%s is too large: %s %s", size(e.Size), e.Reason, size(e.Limit))
+	}
+}
+
+// Plan lays out the four partitions in order, each starting on a MiB
+// boundary, and derives the disk and partition GUIDs from seed. It is the
+// one place that decides whether sizes fit: profile validation calls it,
+// and the default disk size is the Size it picks when s.Total is 0. Every
+// partition size that does not fit is reported, each a *SizeError, joined.
+func Plan(s Sizes, seed []byte) (*Layout, error) {
+	var errs []error
+	for _, c := range []struct {
+		field string
+		v     int64
+		min   int64
+		needs string
+		max   int64
+		holds string
+	}{
+		{"disk.esp", s.ESP, MinESP, "FAT32 (65525 clusters) needs at least", MaxESP, "FAT32 holds at most"},
+		{"disk.slot", s.Slot, sector, "a root slot needs at least", maxPart, "keel lays out at most"},
+		{"disk.data", s.Data, MinData, "ext4 with a journal needs at least", MaxData, "ext4 without its 64bit feature holds at most"},
+	} {
+		switch {
+		case c.v < c.min:
+			errs = append(errs, &SizeError{Field: c.field, Size: c.v, Limit: c.min, Reason: c.needs})
+		case c.v > c.max:
+			errs = append(errs, &SizeError{Field: c.field, Size: c.v, Limit: c.max, Reason: c.holds})
+		case c.v%sector != 0:
+			errs = append(errs, &SizeError{Field: c.field, Size: c.v})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	l := &Layout{GUID: GUID(seed, "disk")}
 	at := int64(align)
@@ -100,10 +173,11 @@ func Plan(s Sizes, seed []byte) (*Layout, error) {
 	l.Size = roundUp(need, align)
 	if s.Total != 0 {
 		if s.Total < need {
-			return nil, fmt.Errorf("disk.size %d is too small: the partitions and tables need %d bytes", s.Total, need)
+			return nil, &SizeError{Field: "disk.size", Size: s.Total, Limit: need,
+				Reason: "esp, two slots and data, each starting on a MiB boundary, and the two partition tables need at least"}
 		}
 		if s.Total%sector != 0 {
-			return nil, fmt.Errorf("disk.size %d is not a multiple of %d bytes", s.Total, sector)
+			return nil, &SizeError{Field: "disk.size", Size: s.Total}
 		}
 		l.Size = s.Total
 	}

@@ -4,22 +4,24 @@ package inspect
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/diskfs/go-diskfs/partition/gpt"
-
 	"keel/bootloader/espfat"
 	"keel/bootloader/systemdboot"
 	"keel/image/fat"
+	"keel/image/gpt"
 )
 
 // Report is what Inspect finds.
 type Report struct {
-	Size       int64       `json:"size"`
-	DiskGUID   string      `json:"disk_guid"`
+	Size     int64  `json:"size"`
+	DiskGUID string `json:"disk_guid"`
+	// GPTWarning is set when one of the two GPT copies is damaged.
+	GPTWarning string      `json:"gpt_warning,omitempty"`
 	Partitions []Partition `json:"partitions"`
 	Entries    []Entry     `json:"entries"`
 	Slots      []Slot      `json:"slots"`
@@ -59,34 +61,47 @@ type Slot struct {
 	Inodes      uint32 `json:"inodes,omitempty"`
 }
 
-// File inspects the disk image at name.
+// File inspects the disk image (or block device) at name. A file with no
+// GPT at all is "NAME: not a keel disk (no GPT)".
 func File(name string) (*Report, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	// Seek, not Stat: a block device's Stat size is 0.
+	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("size of %s: %w", name, err)
 	}
-	return Inspect(f, fi.Size())
+	r, err := Inspect(f, size)
+	if errors.Is(err, gpt.ErrNoGPT) {
+		return nil, fmt.Errorf("%s: not a keel disk (no GPT)", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
 }
 
-// Inspect reads the disk in f.
-func Inspect(f *os.File, size int64) (*Report, error) {
-	t, err := gpt.Read(f, 512, 512)
+// Inspect reads the disk in f, of size bytes. A damaged primary GPT is read
+// from its backup, as firmware would; Report.GPTWarning says so.
+func Inspect(f io.ReaderAt, size int64) (*Report, error) {
+	t, err := gpt.Read(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("read partition table: %w", err)
 	}
-	r := &Report{Size: size, DiskGUID: t.GUID}
+	r := &Report{Size: size, DiskGUID: t.DiskGUID}
+	switch {
+	case t.FromBackup:
+		r.GPTWarning = fmt.Sprintf("primary GPT damaged, read from the backup: %v", t.PrimaryErr)
+	case t.BackupErr != nil:
+		r.GPTWarning = t.BackupErr.Error()
+	}
 	for _, p := range t.Partitions {
-		if p.Type == gpt.Unused {
-			continue
-		}
 		r.Partitions = append(r.Partitions, Partition{
-			Number: p.Index, Label: p.Name, Type: strings.ToLower(string(p.Type)), GUID: strings.ToLower(p.GUID),
-			Start: int64(p.Start) * 512, Size: int64(p.End-p.Start+1) * 512,
+			Number: p.Number, Label: p.Name, Type: strings.ToLower(p.Type), GUID: strings.ToLower(p.GUID),
+			Start: p.Offset(), Size: p.Size(),
 		})
 	}
 	for _, p := range r.Partitions {
