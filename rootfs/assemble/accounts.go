@@ -26,9 +26,18 @@ type account struct {
 // shadow files a base image may have brought: an account the profile names
 // is replaced, the others are kept. Lines are sorted by id, then name.
 func accounts(t *rootfs.Tree, p *profiles.Profile) (*accountFiles, error) {
-	passwd := parseDB(t, "/etc/passwd", 2)
-	group := parseDB(t, "/etc/group", 2)
-	shadow := parseDB(t, "/etc/shadow", -1)
+	passwd, err := parseDB(t, "/etc/passwd", "uid", "gid")
+	if err != nil {
+		return nil, fmt.Errorf("the sources' accounts: %w", err)
+	}
+	group, err := parseDB(t, "/etc/group", "gid")
+	if err != nil {
+		return nil, fmt.Errorf("the sources' accounts: %w", err)
+	}
+	shadow, err := parseDB(t, "/etc/shadow")
+	if err != nil {
+		return nil, fmt.Errorf("the sources' accounts: %w", err)
+	}
 
 	groupMembers := map[string][]string{}
 	for _, u := range p.Users {
@@ -89,26 +98,38 @@ func accounts(t *rootfs.Tree, p *profiles.Profile) (*accountFiles, error) {
 	return f, nil
 }
 
-// parseDB reads a colon-separated account file from the tree; idField is
-// the index (after the name) of the numeric id, or -1.
-func parseDB(t *rootfs.Tree, p string, idField int) map[string]account {
+// parseDB reads a colon-separated account file from the tree. ids names
+// the numeric fields that follow the password field (passwd: uid, gid;
+// group: gid); the first is the line's id. A missing or non-numeric id is
+// an error naming the file and line: read as 0 it would be root.
+func parseDB(t *rootfs.Tree, p string, ids ...string) (map[string]account, error) {
 	m := map[string]account{}
 	b, ok := readTreeFile(t, p)
 	if !ok {
-		return m
+		return m, nil
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for i, line := range strings.Split(string(b), "\n") {
 		f := strings.Split(line, ":")
 		if len(f) < 2 || f[0] == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		a := account{name: f[0], fields: f[1:], id: -1}
-		if idField >= 0 && idField-1 < len(a.fields) {
-			a.id, _ = strconv.Atoi(a.fields[idField-1])
+		for j, name := range ids {
+			k := 1 + j // after the password field
+			if k >= len(a.fields) {
+				return nil, fmt.Errorf("%s:%d: %s has no %s field", p, i+1, a.name, name)
+			}
+			id, err := strconv.ParseUint(a.fields[k], 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %s of %s is %q, not a number from 0 to %d", p, i+1, name, a.name, a.fields[k], uint32(1<<32-1))
+			}
+			if j == 0 {
+				a.id = int(id)
+			}
 		}
 		m[f[0]] = a
 	}
-	return m
+	return m, nil
 }
 
 func render(m map[string]account) []byte {

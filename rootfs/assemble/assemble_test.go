@@ -195,3 +195,33 @@ func TestVarGoesToTheFactoryCopy(t *testing.T) {
 		t.Errorf("a source's machine id is kept in the image: %d bytes", e.Size)
 	}
 }
+
+// TestAccountsRefuseBadIDs: an id that is not a number, read as 0, would
+// make the account root; it is an error naming the file and the line.
+func TestAccountsRefuseBadIDs(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, content, want string
+	}{
+		{"uid", "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nevil:x:abc:0::/:/bin/sh\n", `/etc/passwd:2: uid of evil is "abc"`},
+		{"gid in passwd", "/etc/passwd", "evil:x:1000:zero::/:/bin/sh\n", `/etc/passwd:1: gid of evil is "zero"`},
+		{"empty uid", "/etc/passwd", "# comment\nevil:x::0::/:/bin/sh\n", `/etc/passwd:2: uid of evil is ""`},
+		{"negative uid", "/etc/passwd", "evil:x:-1:0::/:/bin/sh\n", `/etc/passwd:1: uid of evil is "-1"`},
+		{"uid beyond 32 bits", "/etc/passwd", "evil:x:4294967296:0::/:/bin/sh\n", `/etc/passwd:1: uid of evil is "4294967296"`},
+		{"no uid field", "/etc/passwd", "evil:x\n", `/etc/passwd:1: evil has no uid field`},
+		{"gid in group", "/etc/group", "root:x:0:\nstaff:x:5O:\n", `/etc/group:2: gid of staff is "5O"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tree := rootfs.New()
+			if err := tree.MkdirAll("/etc", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := tree.Add(tc.file, rootfs.NewFile(0o644, []byte(tc.content))); err != nil {
+				t.Fatal(err)
+			}
+			_, err := accounts(tree, &profiles.Profile{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -38,6 +38,7 @@ var (
 type layer struct {
 	blob      []byte
 	tar       []byte
+	diffID    digest.Digest // when set, the diff ID, and tar is not needed
 	mediaType string
 }
 
@@ -88,7 +89,11 @@ func mustJSON(t testing.TB, v any) []byte {
 func configJSON(t testing.TB, arch string, layers []layer) []byte {
 	var diffIDs []digest.Digest
 	for _, l := range layers {
-		diffIDs = append(diffIDs, digest.FromBytes(l.tar))
+		d := l.diffID
+		if d == "" {
+			d = digest.FromBytes(l.tar)
+		}
+		diffIDs = append(diffIDs, d)
 	}
 	return mustJSON(t, map[string]any{
 		"architecture": arch,

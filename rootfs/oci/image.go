@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/types"
@@ -24,21 +25,35 @@ type Options struct {
 	// or their OCI names "amd64" and "arm64". The OS is always linux.
 	Arch string
 	// CacheDir is a directory this package owns under keel's cache: layers
-	// pulled from registries are kept there by digest, file contents are
-	// spooled there, and tree entries read their content from there, so it
-	// must outlive the tree. Required. It holds blobs/ (verified layers by
-	// digest), content/ (the spool), config/ (the empty configuration
-	// containers/image is pointed at) and tmp/ (archives being read).
+	// pulled from registries are kept there by digest, and file contents
+	// are spooled there unless Spool says otherwise. Required. It holds
+	// blobs/ (verified layers by digest), content/ (the default spool),
+	// config/ (the empty configuration containers/image is pointed at) and
+	// tmp/ (archives being read).
 	CacheDir string
+	// Spool receives the layers' file contents, and the tree's entries read
+	// them from there until the tree is written: the caller removes its
+	// directory then (keel build spools into a directory of its own). Nil:
+	// CacheDir/content, which stays and must outlive the tree. Either way a
+	// failed Apply removes the contents it added.
+	Spool *tarfs.Spool
 	// Insecure allows registries over plain http or with a certificate that
 	// does not verify (a registry on 127.0.0.1 in a test, say).
 	Insecure bool
 	// Protected lists tree paths no layer may write or remove (keel passes
 	// "/etc/keel"); see tarfs.Options.Protected.
 	Protected []string
-	// Limits bounds what each layer may expand to; zero means no bound.
+	// Limits bounds what each layer may expand to: the bytes of its tar
+	// stream and its number of entries. A zero field takes DefaultLimits'
+	// value, a negative one means no bound.
 	Limits tarfs.Limits
-	// Logger receives progress; nil discards it.
+	// MaxRatio bounds a layer's expanded bytes by the size of its blob: at
+	// most MaxRatio times the blob, or MinExpand, whichever is more, and
+	// never past Limits.MaxBytes. Zero means DefaultMaxRatio, negative no
+	// bound.
+	MaxRatio int64
+	// Logger receives progress, and a warning for each whiteout that
+	// leaves what earlier sources put in the tree; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -52,6 +67,10 @@ type Info struct {
 // Apply fetches the image ref (any containers/image transport:
 // "docker://registry/name:tag", "oci:DIR:tag", "oci-archive:FILE",
 // "docker-archive:FILE", "dir:DIR") and applies its layers to t in order.
+// Each layer's blob is checked against its digest, its uncompressed stream
+// against the config's rootfs.diff_ids, and its expansion against
+// Options.Limits and Options.MaxRatio. The layers' whiteouts remove only
+// what lower layers of the image put in t (see tarfs.Stack).
 // On error t holds part of the image and should be discarded.
 func Apply(ctx context.Context, t *rootfs.Tree, ref string, opts Options) (*Info, error) {
 	info, err := apply(ctx, t, ref, opts)
@@ -77,10 +96,6 @@ func apply(ctx context.Context, t *rootfs.Tree, ref string, opts Options) (*Info
 	if err != nil {
 		return nil, fmt.Errorf("preparing cache: %w", err)
 	}
-	spool, err := tarfs.NewSpool(filepath.Join(opts.CacheDir, "content"))
-	if err != nil {
-		return nil, err
-	}
 	imgRef, err := parseRef(ref)
 	if err != nil {
 		return nil, err
@@ -90,12 +105,25 @@ func apply(ctx context.Context, t *rootfs.Tree, ref string, opts Options) (*Info
 		return nil, err
 	}
 	defer src.Close()
-
 	img, mdigest, err := chooseImage(ctx, sys, src)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPlatform(ctx, img, sys); err != nil {
+	cfg, err := img.OCIConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if err := checkPlatform(cfg, sys); err != nil {
+		return nil, err
+	}
+	layers := img.LayerInfos()
+	for _, l := range layers {
+		if err := checkMediaType(l.MediaType); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+	}
+	diffIDs, err := layerDiffIDs(ctx, img, cfg, len(layers))
+	if err != nil {
 		return nil, err
 	}
 	b := &blobs{src: src}
@@ -104,17 +132,39 @@ func apply(ctx context.Context, t *rootfs.Tree, ref string, opts Options) (*Info
 	if imgRef.Transport().Name() == "docker" {
 		b.cache = filepath.Join(opts.CacheDir, "blobs")
 	}
-	info := &Info{Ref: ref, Digest: mdigest}
-	for _, l := range img.LayerInfos() {
-		if strings.HasSuffix(l.MediaType, "+encrypted") {
-			return nil, fmt.Errorf("layer %s: encrypted layers are not supported", l.Digest)
+	spool := opts.Spool
+	if spool == nil {
+		if spool, err = tarfs.NewSpool(filepath.Join(opts.CacheDir, "content")); err != nil {
+			return nil, err
 		}
+	}
+	spool = spool.Tracked()
+	limits, ratio := limitsOf(opts)
+	stack := tarfs.NewStack()
+	info := &Info{Ref: ref, Digest: mdigest}
+	for i, l := range layers {
 		log.Info("applying layer", "image", ref, "layer", l.Digest, "size", l.Size)
+		lim, why := layerLimits(l.Size, limits, ratio)
 		lopts := tarfs.Options{
 			Name: "layer " + l.Digest.String(), Spool: spool,
-			Protected: opts.Protected, Limits: opts.Limits,
+			Protected: opts.Protected, Limits: lim, Stack: stack,
+			Spared: func(s tarfs.Spared) {
+				shown := s.Paths
+				if len(shown) > 10 {
+					shown = shown[:10]
+				}
+				log.Warn("a whiteout of the image leaves what earlier sources put in the tree",
+					"image", ref, "layer", l.Digest, "whiteout", s.Entry,
+					"kept", len(s.Paths), "paths", strings.Join(shown, " "))
+			},
 		}
-		if err := applyBlob(ctx, t, b, l, lopts); err != nil {
+		if err := applyBlob(ctx, t, b, l, diffIDs[i], lopts); err != nil {
+			if errors.Is(err, tarfs.ErrLimit) {
+				err = fmt.Errorf("%w (%s)", err, why)
+			}
+			if derr := spool.Discard(); derr != nil {
+				log.Warn("cleaning the spool after a failed image", "image", ref, "err", derr)
+			}
 			return nil, err
 		}
 		info.Layers = append(info.Layers, l.Digest)
@@ -160,11 +210,7 @@ func chooseImage(ctx context.Context, sys *types.SystemContext, src types.ImageS
 
 // checkPlatform refuses an image built for another OS or architecture; an
 // image whose config does not say is taken as it is.
-func checkPlatform(ctx context.Context, img types.Image, sys *types.SystemContext) error {
-	cfg, err := img.OCIConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("reading config: %w", err)
-	}
+func checkPlatform(cfg *imgspecv1.Image, sys *types.SystemContext) error {
 	if cfg.OS != "" && cfg.OS != sys.OSChoice {
 		return fmt.Errorf("image is for OS %q, not %q", cfg.OS, sys.OSChoice)
 	}
@@ -174,16 +220,43 @@ func checkPlatform(ctx context.Context, img types.Image, sys *types.SystemContex
 	return nil
 }
 
-// applyBlob applies one layer blob and checks its digest. A blob that fails
-// the check is reported as such even when it also failed to parse: the
-// digest says why.
-func applyBlob(ctx context.Context, t *rootfs.Tree, b *blobs, l types.BlobInfo, opts tarfs.Options) error {
+// layerDiffIDs returns the digest each layer's uncompressed stream must
+// have, from the config's rootfs.diff_ids. A Docker schema 1 image has no
+// config: its layers are checked against their blob digests only ("" here).
+func layerDiffIDs(ctx context.Context, img types.Image, cfg *imgspecv1.Image, n int) ([]digest.Digest, error) {
+	_, mt, err := img.Manifest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if mt == manifest.DockerV2Schema1MediaType || mt == manifest.DockerV2Schema1SignedMediaType {
+		return make([]digest.Digest, n), nil
+	}
+	ids := cfg.RootFS.DiffIDs
+	if len(ids) != n {
+		return nil, fmt.Errorf("%w: the config lists %d rootfs.diff_ids for %d layers", ErrDigestMismatch, len(ids), n)
+	}
+	for _, d := range ids {
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("config: rootfs.diff_ids: %q: %w", d, err)
+		}
+	}
+	return ids, nil
+}
+
+// applyBlob applies one layer blob and checks its digest, then its diff ID
+// (unless diffID is ""). A blob that fails the check is reported as such
+// even when it also failed to parse: the digest says why.
+func applyBlob(ctx context.Context, t *rootfs.Tree, b *blobs, l types.BlobInfo, diffID digest.Digest, opts tarfs.Options) error {
 	v, c, err := b.open(ctx, l)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	defer c.Close()
-	aerr := ApplyLayer(ctx, t, v, opts)
+	alg := digest.Canonical
+	if diffID != "" {
+		alg = diffID.Algorithm()
+	}
+	got, aerr := applyLayer(ctx, t, v, opts, alg)
 	if verr := v.finish(); verr != nil {
 		b.discard(l)
 		if aerr != nil {
@@ -191,5 +264,12 @@ func applyBlob(ctx context.Context, t *rootfs.Tree, b *blobs, l types.BlobInfo, 
 		}
 		return fmt.Errorf("layer %s: %w", l.Digest, verr)
 	}
-	return aerr
+	if aerr != nil {
+		return aerr
+	}
+	if diffID != "" && got != diffID {
+		return fmt.Errorf("layer %s: %w: its uncompressed content has digest %s, the config's rootfs.diff_ids says %s",
+			l.Digest, ErrDigestMismatch, got, diffID)
+	}
+	return nil
 }

@@ -20,9 +20,14 @@ type applier struct {
 	kind      string
 	aliases   []alias
 	protected []string
-	// added holds the paths this archive has put into the tree, which its
-	// own whiteouts must not remove (only kept with Options.Whiteouts).
-	added map[string]bool
+	// stack records who put each path in the tree: this archive is its
+	// layer number layer. Its own whiteouts keep what it added; with a
+	// private stack (alone: Options.Stack unset) they remove everything
+	// else, with the image's stack only what lower layers of the image
+	// added. Nil without Options.Whiteouts or Options.Stack.
+	stack *Stack
+	layer int
+	alone bool
 }
 
 func newApplier(t *rootfs.Tree, opts *Options) (*applier, error) {
@@ -43,8 +48,12 @@ func newApplier(t *rootfs.Tree, opts *Options) (*applier, error) {
 		}
 		a.protected = append(a.protected, p)
 	}
-	if opts.Whiteouts {
-		a.added = map[string]bool{}
+	switch {
+	case opts.Stack != nil:
+		opts.Stack.layers++
+		a.stack, a.layer = opts.Stack, opts.Stack.layers
+	case opts.Whiteouts:
+		a.stack, a.layer, a.alone = NewStack(), 1, true
 	}
 	return a, nil
 }
@@ -64,7 +73,7 @@ func (a *applier) member(m *Member, body io.Reader) error {
 			return nil
 		}
 		if strings.HasPrefix(path.Base(name), whiteoutPrefix) {
-			return a.whiteout(name)
+			return a.whiteout(name, m.Name)
 		}
 	}
 	p, al := a.resolve(name)
@@ -229,15 +238,23 @@ func (a *applier) put(p string, e *rootfs.Entry) error {
 	}
 	// Parents an archive omits are created as Docker, containerd and dpkg
 	// do, root's and 0755, but with mtime 0 rather than the time of the
-	// build.
+	// build. They are this archive's, as far as whiteouts are concerned.
+	if a.stack != nil {
+		for d := path.Dir(p); ; d = path.Dir(d) {
+			if _, ok := a.t.Get(d); ok {
+				break
+			}
+			a.stack.owner[d] = a.layer
+		}
+	}
 	if err := a.t.MkdirAll(path.Dir(p), 0o755); err != nil {
 		return err
 	}
 	if err := a.t.Add(p, e); err != nil {
 		return err
 	}
-	if a.added != nil {
-		a.added[p] = true
+	if a.stack != nil {
+		a.stack.owner[p] = a.layer
 	}
 	return nil
 }

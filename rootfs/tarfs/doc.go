@@ -38,6 +38,20 @@
 //     image spec says: what the same layer adds survives, whatever the order
 //     of entries inside the layer. Without it (Debian packages) such a name
 //     is just a file name.
+//   - Whiteouts stay within their image. The tree an image is applied onto
+//     already holds what earlier sources put there (packages, directories,
+//     other images); an image's whiteouts hide only what its own lower
+//     layers added, which a Stack shared by its layers records (implicit
+//     parents included). What else they would have removed stays, and
+//     Options.Spared names it, for the caller to log: an opaque "/" in an
+//     image applied over packages must not silently leave a tree without
+//     /bin/sh. Without a Stack a layer's whiteouts hide anything the tree
+//     held.
 //   - Bombs. Options.Limits bounds the bytes an archive expands to and its
-//     number of entries; off by default.
+//     number of entries; off by default. A file whose header alone says it
+//     would pass the byte limit is refused before a byte of it is spooled.
+//   - Spool. Contents are stored by their hash and shared across archives,
+//     images, packages and processes, so a failed archive cannot simply
+//     remove what it spooled: a Tracked spool remembers what it added (not
+//     what it found), and Discard takes exactly that back.
 package tarfs

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -264,4 +265,110 @@ func TestApplyHostile(t *testing.T) {
 			checkSpool(t, spool.Dir())
 		})
 	}
+}
+
+// TestApplyStack: an image applied over entries other sources put in the
+// tree (packages, a directory, an earlier image) removes with its whiteouts
+// only what its own lower layers added, keeps the rest and names it through
+// Spared; the same layers applied without a Stack remove everything.
+func TestApplyStack(t *testing.T) {
+	// What earlier sources left: the 22 entries of a small Debian-like tree
+	// in the issue are reduced here to a shell, a config file and a
+	// directory the image also writes into.
+	before := []ent{
+		file("bin/sh", 0o755, "sh"),
+		file("etc/passwd", 0o644, "from a package"),
+		file("usr/share/doc/pkg/copyright", 0o644, "pkg"),
+	}
+	layers := [][]ent{
+		{
+			dir("etc/", 0o755), // restated: the image's now, its children are not
+			file("etc/os-release", 0o644, "img"),
+			file("usr/share/doc/img/README", 0o644, "img"),
+			file("opt/img/a", 0o644, "a"),
+		},
+		{
+			whiteout(".wh..wh..opq"), // an opaque root: only the image's lower entries go
+			file("opt/img/b", 0o644, "b"),
+		},
+		{
+			whiteout(".wh.etc"),
+			whiteout("usr/share/.wh.doc"),
+			whiteout(".wh.bin"),
+		},
+	}
+	want := []string{
+		`/ dir 0755 0:0 t=0`,
+		`/bin dir 0755 0:0 t=0`,
+		`/bin/sh file 0755 0:0 "sh"`,
+		`/etc dir 0755 0:0`,
+		`/etc/passwd file 0644 0:0 "from a package"`,
+		`/opt dir 0755 0:0 t=0`,
+		`/opt/img dir 0755 0:0 t=0`,
+		`/opt/img/b file 0644 0:0 "b"`,
+		`/usr dir 0755 0:0 t=0`,
+		`/usr/share dir 0755 0:0 t=0`,
+		`/usr/share/doc dir 0755 0:0 t=0`,
+		`/usr/share/doc/pkg dir 0755 0:0 t=0`,
+		`/usr/share/doc/pkg/copyright file 0644 0:0 "pkg"`,
+	}
+	wantSpared := []Spared{
+		{Entry: ".wh..wh..opq", Paths: []string{"/bin", "/etc/passwd", "/usr"}},
+		{Entry: ".wh.etc", Paths: []string{"/etc/passwd"}},
+		{Entry: "usr/share/.wh.doc", Paths: []string{"/usr/share/doc"}},
+		{Entry: ".wh.bin", Paths: []string{"/bin"}},
+	}
+
+	for _, withStack := range []bool{true, false} {
+		spool := newSpool(t)
+		tree := rootfs.New()
+		if err := Apply(context.Background(), tree, bytes.NewReader(layerTar(t, before...)), Options{Name: "packages", Spool: spool}); err != nil {
+			t.Fatal(err)
+		}
+		var stack *Stack
+		if withStack {
+			stack = NewStack()
+		}
+		var spared []Spared
+		for i, l := range layers {
+			opts := Options{Name: "layer" + string(rune('1'+i)), Spool: spool, Whiteouts: true, Stack: stack,
+				Spared: func(s Spared) { spared = append(spared, s) }}
+			if err := Apply(context.Background(), tree, bytes.NewReader(layerTar(t, l...)), opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !withStack {
+			// A lone layer's whiteouts may remove anything below them.
+			checkTree(t, tree, []string{`/ dir 0755 0:0 t=0`, `/opt dir 0755 0:0 t=0`, `/opt/img dir 0755 0:0 t=0`, `/opt/img/b file 0644 0:0 "b"`})
+			if spared != nil {
+				t.Errorf("spared without a stack: %v", spared)
+			}
+			continue
+		}
+		checkTree(t, tree, want)
+		if !reflect.DeepEqual(spared, wantSpared) {
+			t.Errorf("spared:\n%v\nwant:\n%v", spared, wantSpared)
+		}
+		checkSpool(t, spool.Dir())
+	}
+}
+
+// TestApplyStackReplay: Replay keeps a Stack as Apply does.
+func TestApplyStackReplay(t *testing.T) {
+	spool := newSpool(t)
+	tree := rootfs.New()
+	if err := tree.Add("/keep", rootfs.NewFile(0o644, []byte("k"))); err != nil {
+		t.Fatal(err)
+	}
+	stack := NewStack()
+	for i, l := range [][]ent{{file("a", 0o644, "a")}, {whiteout(".wh..wh..opq")}} {
+		ms, err := Unpack(context.Background(), bytes.NewReader(layerTar(t, l...)), Options{Name: "l", Spool: spool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Replay(context.Background(), tree, ms, Options{Name: "layer" + string(rune('1'+i)), Spool: spool, Whiteouts: true, Stack: stack}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkTree(t, tree, []string{`/ dir 0755 0:0 t=0`, `/keep file 0644 0:0 "k" t=0`})
 }

@@ -250,6 +250,9 @@ func TestApplyLimits(t *testing.T) {
 		{"bytes within", big, Limits{MaxBytes: int64(len(big))}, true},
 		{"bytes past", big, Limits{MaxBytes: 1 << 19}, false},
 		{"bytes past the end marker", trailing, Limits{MaxBytes: 1 << 20}, false},
+		// The header says 10 GiB: refused before a byte is spooled (the
+		// body need not even be there).
+		{"a file past the limit on its header", hugeHeader(t, 10<<30), Limits{MaxBytes: 1 << 30}, false},
 		{"no limits", trailing, Limits{}, true},
 	}
 	for _, tt := range tests {
@@ -267,6 +270,10 @@ func TestApplyLimits(t *testing.T) {
 				}
 			}
 			checkSpool(t, spool.Dir())
+			if tt.name == "a file past the limit on its header" {
+				checkOnly(t, spool.Dir())
+				return
+			}
 			// Replay bounds entries and contents alike.
 			ms, err := Unpack(context.Background(), bytes.NewReader(tt.tar), Options{Name: "package bomb", Spool: spool})
 			if err != nil {
@@ -281,6 +288,17 @@ func TestApplyLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hugeHeader is a tar whose only entry, "huge", claims size bytes and
+// holds none.
+func hugeHeader(t *testing.T, size int64) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "huge", Mode: 0o644, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes() // no body, no end marker: the header must be enough
 }
 
 // TestUnpackReplay checks that unpacking then replaying gives the same tree,

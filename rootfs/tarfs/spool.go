@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Spool keeps file contents extracted from archives, one host file per
@@ -17,6 +18,11 @@ import (
 // under its name, by a rename.
 type Spool struct {
 	dir string
+	// With tracked (see Tracked), created lists the contents this Spool
+	// renamed into place, for Discard.
+	tracked bool
+	mu      sync.Mutex
+	created [][sha256.Size]byte
 }
 
 // NewSpool returns a spool keeping its files in dir, which it creates.
@@ -25,6 +31,34 @@ func NewSpool(dir string) (*Spool, error) {
 		return nil, fmt.Errorf("creating spool: %w", err)
 	}
 	return &Spool{dir: dir}, nil
+}
+
+// Tracked returns a spool over the same directory that remembers the
+// contents it adds there, so that Discard can take them back when what was
+// being applied failed: a decompression bomb refused half way must not leave
+// gigabytes in a cache. Contents it finds already there are not its own and
+// are never discarded.
+func (s *Spool) Tracked() *Spool {
+	return &Spool{dir: s.dir, tracked: true}
+}
+
+// Discard removes the contents this spool added (see Tracked) and forgets
+// them. Only call it once nothing refers to them any more: the tree they
+// were applied to is being thrown away. Another process that spooled the
+// same content into a shared directory meanwhile, and found it there, loses
+// it too; reading it then fails (a missing file), it never reads other
+// bytes.
+func (s *Spool) Discard() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for _, sum := range s.created {
+		if err := os.Remove(filepath.Join(s.dir, hex.EncodeToString(sum[:]))); err != nil && !os.IsNotExist(err) && first == nil {
+			first = fmt.Errorf("discarding spooled content: %w", err)
+		}
+	}
+	s.created = nil
+	return first
 }
 
 // Dir is the directory holding the spooled files.
@@ -52,6 +86,8 @@ func (s *Spool) Put(r io.Reader) (string, int64, error) {
 	tmp := f.Name()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), r)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -59,7 +95,7 @@ func (s *Spool) Put(r io.Reader) (string, int64, error) {
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("spooling: %w", err)
 	}
-	name := filepath.Join(s.dir, hex.EncodeToString(h.Sum(nil)))
+	name := filepath.Join(s.dir, hex.EncodeToString(sum[:]))
 	// A file of another size under the name was damaged (torn by a crash,
 	// cut by hand): the rename below replaces it.
 	if st, err := os.Stat(name); err == nil && st.Size() == n {
@@ -74,6 +110,11 @@ func (s *Spool) Put(r io.Reader) (string, int64, error) {
 	if err := os.Rename(tmp, name); err != nil {
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("spooling: %w", err)
+	}
+	if s.tracked {
+		s.mu.Lock()
+		s.created = append(s.created, sum)
+		s.mu.Unlock()
 	}
 	return name, n, nil
 }

@@ -1,11 +1,15 @@
 package tarfs
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"keel/rootfs"
 	"keel/rootfs/tarfs/tarfstest"
 )
 
@@ -35,5 +39,40 @@ func TestSpoolPut(t *testing.T) {
 		if _, err := s.Path(id); err == nil {
 			t.Errorf("Path(%q) accepted", id)
 		}
+	}
+}
+
+// TestSpoolDiscard: a tracked spool takes back what it added after a failed
+// apply, and only that: contents it found there, and what other spools over
+// the directory added, stay.
+func TestSpoolDiscard(t *testing.T) {
+	shared := newSpool(t)
+	old, _, err := shared.Put(strings.NewReader("there before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := shared.Tracked()
+	err = Apply(context.Background(), rootfs.New(), bytes.NewReader(tarfstest.Tar(t,
+		file("a", 0o644, "there before"),
+		file("b", 0o644, "new content"),
+		file("c", 0o644, strings.Repeat("x", 4096)),
+		file("../evil", 0o644, "x"),
+	)), Options{Name: "layer", Spool: tr})
+	if !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("got %v", err)
+	}
+	other, _, err := shared.Put(strings.NewReader("another image's"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.created) != 2 {
+		t.Fatalf("tracked %d contents, want 2", len(tr.created))
+	}
+	if err := tr.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	checkOnly(t, shared.Dir(), filepath.Base(old), filepath.Base(other))
+	if err := tr.Discard(); err != nil {
+		t.Fatalf("second Discard: %v", err)
 	}
 }

@@ -26,6 +26,15 @@ type Options struct {
 	// Whiteouts applies OCI whiteouts and opaque markers, and skips aufs
 	// bookkeeping (".wh..wh.plnk"). Without it those are ordinary names.
 	Whiteouts bool
+	// Stack, for a layer of an image, is shared by all the image's layers,
+	// applied lowest first: whiteouts then remove only what lower layers of
+	// the image put in the tree, never what other sources did (see Stack).
+	// Nil: they remove anything the tree held before this archive.
+	Stack *Stack
+	// Spared, when set, is called for each whiteout that left entries in
+	// place because no lower layer of its image put them there (with
+	// Stack). A caller logs it: the image expected them gone.
+	Spared func(Spared)
 	// Aliases maps a directory that the tree holds as a symlink to the
 	// directory it stands for: for Debian's merged /usr, "/bin" →
 	// "/usr/bin", "/lib" → "/usr/lib", and so on. An entry below an alias is
@@ -168,6 +177,10 @@ func read(ctx context.Context, r io.Reader, opts *Options, fn func(*Member, io.R
 			return fmt.Errorf("%s: %w: more than %d entries", opts.Name, ErrLimit, opts.Limits.MaxEntries)
 		}
 		m, err := memberOf(hdr)
+		if err == nil && opts.Limits.MaxBytes > 0 && m.Size > opts.Limits.MaxBytes-cr.n {
+			// Refused on its header, before a byte of it is spooled.
+			err = fmt.Errorf("%w: a file of %d bytes expands past %d bytes", ErrLimit, m.Size, opts.Limits.MaxBytes)
+		}
 		if err == nil {
 			err = fn(m, tr)
 		}
