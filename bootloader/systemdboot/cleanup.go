@@ -13,8 +13,10 @@ import (
 
 // Cleanup removes what a cut during an install, a bless or a rollback left
 // on the ESP (DESIGN §4): temporary files (*.tmp), entries taken out of use
-// but not deleted (*.del), empty or damaged entries, and all but one entry
-// per slot (the newest; see sortEntries).
+// but not deleted (*.del), empty or half-written entries (no linux line),
+// and all but one entry per slot (the newest; see sortEntries). An entry
+// with a kernel but a damaged version (ErrDamagedEntry) is left where it
+// is and reported: the loader may boot it.
 //
 // vfat is not crash-atomic: after a cut during a rename, the old and the new
 // name can share clusters. Deleting one would free clusters the other still
@@ -84,8 +86,8 @@ func (m Entries) cleanEntries(esp bootloader.DirESP) ([]string, error) {
 		if err != nil {
 			return done, err
 		}
-		if _, err := ParseEntry(n, b); err == nil {
-			continue
+		if _, err := ParseEntry(n, b); err == nil || errors.Is(err, ErrDamagedEntry) {
+			continue // a damaged entry is reported below and left alone
 		}
 		what, err := discard(esp, p, "")
 		if err != nil {
@@ -93,9 +95,12 @@ func (m Entries) cleanEntries(esp bootloader.DirESP) ([]string, error) {
 		}
 		done = append(done, what)
 	}
-	es, err := m.Entries(esp)
+	es, damaged, err := m.entries(esp)
 	if err != nil {
 		return done, err
+	}
+	for _, d := range damaged {
+		done = append(done, fmt.Sprintf("left %v alone: which slot boots is unknown", d))
 	}
 	keep := map[string]string{} // slot → kept entry's path
 	for _, e := range es {

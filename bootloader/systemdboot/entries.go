@@ -63,8 +63,21 @@ func validSlot(s string) bool {
 	return true
 }
 
-// ParseEntry reads an entry file. It fails on a name that is not keel's
-// or a body without a kernel (an empty file left by a power cut).
+// ErrDamagedEntry is an entry systemd-boot would still boot (it names a
+// kernel) whose generation cannot be read. Which slot boots is then
+// unknown, so keel changes nothing rather than guess: install, mark and
+// rollback refuse, status fails naming the file, and Cleanup leaves it alone
+// for a person to look at.
+var ErrDamagedEntry = errors.New("damaged boot entry")
+
+// errLeftover is an entry file without a linux line: an empty or half
+// written file left by a cut, which systemd-boot skips too.
+var errLeftover = errors.New("no linux line (empty or damaged entry)")
+
+// ParseEntry reads an entry file. It fails on a name that is not keel's,
+// on a body without a kernel (an empty file left by a power cut: the
+// loader skips it too), and with ErrDamagedEntry on an entry whose version
+// line is missing or not a generation number.
 func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 	slot, left, done, counted, ok := ParseName(file)
 	if !ok {
@@ -72,6 +85,7 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 	}
 	st := bootloader.EntryState{File: file, TriesDone: done, Counted: counted}
 	st.Slot, st.Tries = slot, left
+	version, hasVersion := "", false
 	for _, line := range strings.Split(string(body), "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
 		v = strings.TrimSpace(v)
@@ -79,7 +93,7 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 		case "title":
 			st.Title = v
 		case "version":
-			st.Generation, _ = strconv.Atoi(v)
+			version, hasVersion = v, true
 		case "linux":
 			st.Kernel = v
 		case "initrd":
@@ -89,33 +103,62 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 		}
 	}
 	if st.Kernel == "" {
-		return bootloader.EntryState{}, fmt.Errorf("%s: no linux line (empty or damaged entry)", file)
+		return bootloader.EntryState{}, fmt.Errorf("%s: %w", file, errLeftover)
 	}
+	if !hasVersion {
+		return bootloader.EntryState{}, fmt.Errorf("%s: %w: no version line", file, ErrDamagedEntry)
+	}
+	g, err := strconv.Atoi(version)
+	if err != nil || g <= 0 {
+		return bootloader.EntryState{}, fmt.Errorf("%s: %w: version %q is not a generation number", file, ErrDamagedEntry, version)
+	}
+	st.Generation = g
 	return st, nil
 }
 
 // Entries lists every well-formed keel entry, newest generation first;
-// on a tie the one Cleanup keeps comes first.
-func (Entries) Entries(esp bootloader.DirESP) ([]bootloader.EntryState, error) {
+// on a tie the one Cleanup keeps comes first. Empty or half-written
+// entries (no linux line) are skipped, as the loader skips them; a damaged
+// one (ErrDamagedEntry) is an error naming it.
+func (m Entries) Entries(esp bootloader.DirESP) ([]bootloader.EntryState, error) {
+	out, damaged, err := m.entries(esp)
+	if err != nil {
+		return nil, err
+	}
+	if len(damaged) > 0 {
+		return nil, damaged[0]
+	}
+	return out, nil
+}
+
+// entries reads every keel entry: the well-formed ones, sorted, and the
+// damaged ones' errors.
+func (Entries) entries(esp bootloader.DirESP) ([]bootloader.EntryState, []error, error) {
 	names, err := esp.ReadDir(EntriesDir)
 	if err != nil {
-		return nil, fmt.Errorf("list boot entries: %w", err)
+		return nil, nil, fmt.Errorf("list boot entries: %w", err)
 	}
 	var out []bootloader.EntryState
+	var damaged []error
 	for _, n := range names {
 		if _, _, _, _, ok := ParseName(n); !ok {
 			continue
 		}
-		b, err := esp.ReadFile(path.Join(EntriesDir, n))
+		p := path.Join(EntriesDir, n)
+		b, err := esp.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("read boot entry %s: %w", n, err)
+			return nil, nil, fmt.Errorf("read boot entry %s: %w", n, err)
 		}
-		if st, err := ParseEntry(n, b); err == nil {
+		st, err := ParseEntry(n, b)
+		switch {
+		case errors.Is(err, ErrDamagedEntry):
+			damaged = append(damaged, fmt.Errorf("%s/%w", EntriesDir, err)) // names the path
+		case err == nil:
 			out = append(out, st)
 		}
 	}
 	sortEntries(out)
-	return out, nil
+	return out, damaged, nil
 }
 
 // sortEntries orders by generation, newest first; among equal generations

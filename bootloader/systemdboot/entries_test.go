@@ -175,6 +175,10 @@ func TestCleanup(t *testing.T) {
 			map[string]string{"/loader/entries/keel-a.conf": body(entry("a", 1, 0)),
 				"/keel/b/vmlinuz": "kernel", "/keel/b/vmlinuz.tmp": "kernel", "/keel/b/initrd": "initrd v1", "/keel/b/initrd.tmp": "initrd v2", "/keel/a/vmlinuz": "k"},
 			map[string]string{"/keel/b": "initrd vmlinuz vmlinuz.stale", "/keel/a": "vmlinuz"}},
+		{"entry with a damaged version is left alone",
+			map[string]string{"/loader/entries/keel-a.conf": body(entry("a", 1, 0)),
+				"/loader/entries/keel-b+3.conf": strings.Replace(body(entry("b", 2, 3)), "version 2", "version 2x", 1)},
+			map[string]string{"/loader/entries": "keel-a.conf keel-b+3.conf"}},
 		{"other loaders' entries are not ours",
 			map[string]string{"/loader/entries/keel-a.conf": body(entry("a", 1, 0)), "/loader/entries/debian.conf": "", "/loader/entries/x.tmp": "x"},
 			map[string]string{"/loader/entries": "debian.conf keel-a.conf"}},
@@ -197,8 +201,14 @@ func TestCleanup(t *testing.T) {
 					}
 				}
 				// A second run finds nothing left to do.
-				if again, err := (systemdboot.Entries{}).Cleanup(esp); err != nil || len(again) != 0 {
-					t.Errorf("second cleanup: %q, %v", again, err)
+				again, err := systemdboot.Entries{}.Cleanup(esp)
+				for _, a := range again {
+					if !strings.HasPrefix(a, "left ") { // a damaged entry is reported every time
+						t.Errorf("second cleanup: %q, %v", again, err)
+					}
+				}
+				if err != nil {
+					t.Errorf("second cleanup: %v", err)
 				}
 				for p, c := range tt.files {
 					if strings.HasSuffix(p, ".conf") && !strings.Contains(p, "+") && c != "" && c != "garbage\n" {
@@ -211,3 +221,66 @@ func TestCleanup(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedVersion: an entry that names a kernel but whose version is
+// not a generation number is an error naming the file, not generation 0,
+// and nothing that changes entries touches it.
+func TestDamagedVersion(t *testing.T) {
+	good := systemdboot.FormatEntry(entry("b", 2, 3))
+	tests := []struct {
+		name string
+		body string
+		err  error // nil: parses; errDamaged: ErrDamagedEntry; other: any error
+		gen  int
+	}{
+		{"good", good, nil, 2},
+		{"no linux line: a cut's leftover", "title x\nversion 2\n", errLeftover, 0},
+		{"empty", "", errLeftover, 0},
+		{"no version line", strings.Replace(good, "version 2\n", "", 1), systemdboot.ErrDamagedEntry, 0},
+		{"version with a letter", strings.Replace(good, "version 2", "version 2x", 1), systemdboot.ErrDamagedEntry, 0},
+		{"version zero", strings.Replace(good, "version 2", "version 0", 1), systemdboot.ErrDamagedEntry, 0},
+		{"negative version", strings.Replace(good, "version 2", "version -2", 1), systemdboot.ErrDamagedEntry, 0},
+		{"empty version", strings.Replace(good, "version 2", "version", 1), systemdboot.ErrDamagedEntry, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := systemdboot.ParseEntry("keel-b+3.conf", []byte(tt.body))
+			switch {
+			case tt.err == nil && (err != nil || st.Generation != tt.gen):
+				t.Fatalf("generation %d (%v), want %d", st.Generation, err, tt.gen)
+			case tt.err == systemdboot.ErrDamagedEntry && !errors.Is(err, tt.err):
+				t.Fatalf("error %v, want %v", err, tt.err)
+			case tt.err == errLeftover && (err == nil || errors.Is(err, systemdboot.ErrDamagedEntry)):
+				t.Fatalf("error %v, want a leftover", err)
+			}
+			if err != nil && !strings.Contains(err.Error(), "keel-b+3.conf") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			esp := newESP(t, b.new)
+			m := systemdboot.Entries{}
+			put(t, esp, "/loader/entries/keel-a.conf", systemdboot.FormatEntry(entry("a", 1, 0)))
+			put(t, esp, "/loader/entries/keel-b+3.conf", strings.Replace(good, "version 2", "version 2x", 1))
+			if _, err := m.Entries(esp); !errors.Is(err, systemdboot.ErrDamagedEntry) || !strings.Contains(err.Error(), "/loader/entries/keel-b+3.conf") {
+				t.Errorf("Entries: %v, want ErrDamagedEntry naming the file", err)
+			}
+			for name, do := range map[string]func() error{
+				"mark good":   func() error { return m.MarkGood(esp, "b") },
+				"mark bad":    func() error { return m.MarkBad(esp, "b") },
+				"mark a good": func() error { return m.MarkGood(esp, "a") },
+			} {
+				if err := do(); !errors.Is(err, systemdboot.ErrDamagedEntry) {
+					t.Errorf("%s: %v, want ErrDamagedEntry", name, err)
+				}
+			}
+			if got := names(t, esp, systemdboot.EntriesDir); got != "keel-a.conf keel-b+3.conf" {
+				t.Errorf("entries %q, want both untouched", got)
+			}
+		})
+	}
+}
+
+var errLeftover = errors.New("leftover")

@@ -123,10 +123,19 @@ func (Entries) WriteEntry(esp bootloader.ESP, e bootloader.Entry) error {
 	return nil
 }
 
+// writeAtomic writes p through a temporary name. On an ESP that can sync,
+// the content is made durable before the rename: otherwise a power cut
+// could keep the rename and lose the content behind it (DESIGN §4:
+// copy-to-temp, sync, rename, sync). The caller syncs after.
 func writeAtomic(esp bootloader.ESP, p string, data []byte) error {
 	tmp := p + ".tmp"
 	if err := esp.WriteFile(tmp, bytes.NewReader(data), int64(len(data))); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if s, ok := esp.(interface{ Sync() error }); ok {
+		if err := s.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", tmp, err)
+		}
 	}
 	if err := esp.Rename(tmp, p); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, p, err)

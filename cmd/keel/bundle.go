@@ -48,7 +48,9 @@ func newBundleInspectCmd() *cobra.Command {
 compatible string, architecture, build id, and each artifact's size and
 sha256. With --key (repeatable), check that the manifest is signed by one of
 those public keys; with --check, also read every artifact and check its
-hash. Without --key the signature is not checked.
+hash, and that nothing follows the last one (the same verdict keel update and
+keelctl install give; a bundle on a block device is read to its end and no
+further). Without --key the signature is not checked.
 
 Exit codes: 0 the bundle reads (and verifies, with --key), 1 it does not,
 2 bad usage.`,
@@ -94,10 +96,15 @@ func inspectBundle(name string, trusted []ed25519.PublicKey, check bool) (*bundl
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
 	br, err := bundle.OpenUnverified(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	br.Padded = bundle.IsDevice(fi) // read to the bundle's end, not the device's
 	rep := &bundleReport{File: name, Manifest: br.Manifest, Signer: br.Signer, Signature: "not checked", Artifacts: "not checked"}
 	if br.Signer == "" {
 		rep.Signature = "unsigned"
@@ -110,6 +117,7 @@ func inspectBundle(name string, trusted []ed25519.PublicKey, check bool) (*bundl
 			rep.Signature = err.Error()
 			return rep, fmt.Errorf("%s: signature does not verify with the given key(s): %w", name, err)
 		}
+		br.Padded = bundle.IsDevice(fi)
 		rep.Signature, rep.Verified = "verified with key "+br.KeyID, true
 	}
 	if check {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"keel/image/install"
 	"keel/profiles"
 	"keel/rootfs/deb/lock"
 )
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &u), strings.HasPrefix(err.Error(), "unknown command "):
 		// cobra's own usage errors (an unknown subcommand) are plain errors.
 		return exitUsage
-	case errors.Is(err, lock.ErrDrift):
+	case errors.Is(err, lock.ErrDrift), install.IsRefused(err):
 		return exitRefused
 	}
 	return exitFailure

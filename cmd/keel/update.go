@@ -2,10 +2,8 @@ package main
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,10 +32,14 @@ The bundle's signature must verify with one of the --key public keys, and its
 compatible string and architecture must match the image's, and its version
 must not be older (unless --allow-downgrade), before anything is written.
 The running slot's partition, kernel, initrd and entry are never touched.
+A bundle ends with its initrd: one with anything after it is refused (after
+the other slot was written, exit 1). The disk image is locked while it is
+updated: a second update of the same disk is refused (exit 3). Files written
+to the ESP are stamped with SOURCE_DATE_EPOCH (0 when unset), as keel build
+stamps them.
 
-Exit codes: 0 installed, 1 refused or failed, 2 bad usage.`,
-		Example: `  keel update out/busybox.img out/busybox-2.0.0.keel --key release.pub`,
-		Args:    exactArgs(2),
+` + updateExitCodes, Example: `  keel update out/busybox.img out/busybox-2.0.0.keel --key release.pub`,
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(o.keys) == 0 {
 				return usagef("no --key: name the public key(s) the bundle must be signed with")
@@ -55,15 +57,20 @@ Exit codes: 0 installed, 1 refused or failed, 2 bad usage.`,
 				return usageError{err}
 			}
 			defer bf.Close()
-			b, err := bundle.Open(bf, trusted)
+			fi, err := bf.Stat()
+			if err != nil {
+				return err
+			}
+			b, err := install.OpenBundle(bf, trusted)
 			if err != nil {
 				return fmt.Errorf("bundle %s refused: %w", args[1], err)
 			}
-			epoch, err := sourceDateEpoch()
+			b.Padded = bundle.IsDevice(fi)
+			when, err := install.FileTime(os.Getenv)
 			if err != nil {
 				return usageError{err}
 			}
-			d, err := install.OpenFile(args[0], time.Unix(max(epoch, 0), 0).UTC())
+			d, err := install.OpenFile(args[0], when)
 			if err != nil {
 				return err
 			}
@@ -71,7 +78,7 @@ Exit codes: 0 installed, 1 refused or failed, 2 bad usage.`,
 			res, err := install.Install(cmd.Context(), d.Target, b, install.Options{
 				Tries: o.tries, AllowDowngrade: o.allowDowngrade, Logger: g.logger(), Progress: stageProgress(),
 			})
-			if errors.Is(err, install.ErrIncompatible) || errors.Is(err, install.ErrWrongArch) || errors.Is(err, install.ErrDowngrade) {
+			if install.IsRefused(err) {
 				return fmt.Errorf("bundle %s refused: %w", args[1], err)
 			}
 			if err != nil {
@@ -87,3 +94,18 @@ Exit codes: 0 installed, 1 refused or failed, 2 bad usage.`,
 	cmd.Flags().IntVar(&o.tries, "tries", 0, "trial boots before the loader falls back (default: the image's update.tries, else 3)")
 	return cmd
 }
+
+// updateExitCodes ends keel update's help: the table of root.go's
+// exitCodesHelp, with what each code means for an update.
+const updateExitCodes = `Exit codes:
+  0  installed
+  1  failed: the bundle was found bad (a tampered or truncated artifact, data
+     after the initrd) or writing failed after writing the other slot began;
+     parts of the other slot may have been written, never the running slot,
+     and no entry points at what was written
+  2  bad usage: flags, arguments, a key or bundle file that does not read
+  3  refused, nothing written: the bundle (no or a bad signature, an
+     untrusted key, a corrupt or truncated header or manifest, another
+     compatible string or architecture, an older version, a root filesystem
+     larger than the slot), the disk's state (no good entry, a damaged boot
+     entry), or another update of the disk running`

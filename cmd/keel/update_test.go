@@ -45,11 +45,12 @@ func TestUpdate(t *testing.T) {
 	}{
 		{[]string{"update", disk, v2}, exitUsage, "no --key"},
 		{[]string{"update", disk, filepath.Join(dir, "none.keel"), "--key", filepath.Join(dir, "release.pub")}, exitUsage, "none.keel"},
-		{[]string{"update", disk, v2, "--key", filepath.Join(dir, "other.pub")}, exitFailure, "untrusted key"},
-		{[]string{"update", disk, old, "--key", filepath.Join(dir, "release.pub")}, exitFailure, "older than the running image"},
+		{[]string{"update", disk, v2, "--key", filepath.Join(dir, "other.pub")}, exitRefused, "untrusted key"},
+		{[]string{"update", disk, old, "--key", filepath.Join(dir, "release.pub")}, exitRefused, "older than the running image"},
 		{[]string{"update", disk, v2, "--key", filepath.Join(dir, "release.pub")}, exitOK, "installed t 2.0.0 into slot b of " + disk + ": entry keel-b+3.conf, generation 2"},
 		{[]string{"update", disk, old, "--key", filepath.Join(dir, "release.pub"), "--allow-downgrade", "--tries", "1"}, exitOK, "installed t 0.9.0 into slot b of " + disk + ": entry keel-b+1.conf, generation 3"},
 		{[]string{"inspect", disk}, exitOK, "keel-b+1.conf"},
+		{[]string{"inspect", v2}, exitFailure, v2 + ": not a keel disk (no GPT)"},
 	}
 	for _, tt := range tests {
 		code, out := keel(tt.args...)

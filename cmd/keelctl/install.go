@@ -41,8 +41,9 @@ the other slot's entry is removed, its partition, kernel and initrd written
 and checked, and a trial entry keel-<slot>+<tries>.conf written: reboot to
 try it. If it does not come up healthy, the loader falls back by itself.
 
-Exit codes: 0 installed, 1 failed (the running slot is untouched), 2 bad
-usage, 3 bundle refused (nothing written).`,
+A bundle ends with its initrd: one with anything after it is refused (after
+the other slot was written, exit 1). A bundle on a block device (e.g. a
+virtual disk padded to whole MiB) is read to its end and no further.`,
 		Example: `  keelctl install /var/updates/busybox-2.0.0.keel
   curl -s https://updates.example/busybox.keel | keelctl install -
   keelctl install https://updates.example/busybox-2.0.0.keel`,
@@ -52,15 +53,16 @@ usage, 3 bundle refused (nothing written).`,
 			if err != nil {
 				return err
 			}
-			src, err := openSource(cmd.Context(), args[0])
+			src, device, err := openSource(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			b, err := bundle.Open(src, trusted)
+			b, err := install.OpenBundle(src, trusted)
 			if err != nil {
 				return fmt.Errorf("bundle %s refused: %w", args[0], err)
 			}
+			b.Padded = device
 			m := b.Manifest
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "bundle %s %s (build %s), signed by key %s, %s\n", m.Name, m.Version, m.BuildID, b.KeyID, human(m.Total()))
@@ -110,31 +112,37 @@ func trustedKeys(files []string) ([]ed25519.PublicKey, error) {
 }
 
 // openSource opens a bundle from a file, stdin ("-") or an http(s) URL,
-// all as a stream: the manifest gives the sizes.
-func openSource(ctx context.Context, arg string) (io.ReadCloser, error) {
+// all as a stream: the manifest gives the sizes. device says the source is
+// a block device, which goes on past the bundle (bundle.Reader.Padded).
+func openSource(ctx context.Context, arg string) (_ io.ReadCloser, device bool, _ error) {
 	switch {
 	case arg == "-":
-		return io.NopCloser(os.Stdin), nil
+		return io.NopCloser(os.Stdin), false, nil
 	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, arg, nil)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, false, usageError{err}
 		}
 		resp, err := httpClient.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("download: %w", err)
+			return nil, false, fmt.Errorf("download: %w", err)
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
-			return nil, fmt.Errorf("download %s: %s", arg, resp.Status)
+			return nil, false, fmt.Errorf("download %s: %s", arg, resp.Status)
 		}
-		return resp.Body, nil
+		return resp.Body, false, nil
 	}
 	f, err := os.Open(arg)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, false, usageError{err}
 	}
-	return f, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	return f, bundle.IsDevice(fi), nil
 }
 
 // progressPrinter prints each stage on its own line, and while an

@@ -11,24 +11,39 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"keel/image/bundle"
+	"keel/bootloader/systemdboot"
 	"keel/image/install"
 )
 
 var version = "dev"
 
-// Exit codes: 0 success, 1 failure, 2 bad usage, 3 a bundle refused
-// (signature, compatibility, version: nothing was written).
+// Exit codes, one table for every command (README, --help and here).
 const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
 	exitRefused = 3
 )
+
+// exitCodesHelp ends every command's help.
+const exitCodesHelp = `Exit codes:
+  0  done
+  1  failed. For install: the bundle was found bad (a tampered or truncated
+     artifact) or writing failed after writing the other slot began; parts
+     of the other slot may have been written, never the running slot, and
+     no entry points at what was written
+  2  bad usage: flags, arguments, a key file that does not read
+  3  refused, nothing written: the bundle (no or a bad signature, an
+     untrusted key, a corrupt or truncated header or manifest, another
+     compatible string or architecture, an older version, a root filesystem
+     larger than the slot), the slots' state (the running slot not blessed,
+     no good slot to roll back to, a damaged boot entry), or another keelctl
+     or update of the disk running`
 
 type usageError struct{ err error }
 
@@ -60,6 +75,10 @@ boot loader would pick: the newest good entry's).`,
 	root.PersistentFlags().StringVar(&g.disk, "disk", "", "work on this disk image file instead of the running system")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newInstallCmd(g), newStatusCmd(g), newMarkCmd(g, true), newMarkCmd(g, false), newRollbackCmd(g), newHealthCmd(), newCleanupCmd(g))
+	root.Long += "\n\n" + exitCodesHelp
+	for _, c := range root.Commands() {
+		c.Long += "\n\n" + exitCodesHelp
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -70,7 +89,8 @@ boot loader would pick: the newest good entry's).`,
 	fmt.Fprintln(stderr, "keelctl:", err)
 	var u usageError
 	switch {
-	case errors.As(err, &u):
+	case errors.As(err, &u), strings.HasPrefix(err.Error(), "unknown command "):
+		// cobra's own usage errors (an unknown subcommand) are plain errors.
 		return exitUsage
 	case refused(err):
 		return exitRefused
@@ -78,11 +98,15 @@ boot loader would pick: the newest good entry's).`,
 	return exitFailure
 }
 
-// refused reports whether err is a bundle turned away before anything was
-// written.
+// refused reports whether err turned something down before anything was
+// written: an install refused as such (install.RefusedError, which
+// install.OpenBundle and install.Install return only before writing), or a
+// change of entries refused for the slots' state.
 func refused(err error) bool {
-	for _, e := range []error{bundle.ErrBadSignature, bundle.ErrUnknownKey, bundle.ErrNoSignature,
-		install.ErrIncompatible, install.ErrWrongArch, install.ErrDowngrade, install.ErrBootedNotGood} {
+	if install.IsRefused(err) {
+		return true
+	}
+	for _, e := range []error{install.ErrNotGood, systemdboot.ErrNoEntry, systemdboot.ErrDamagedEntry} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -1,12 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,10 +27,16 @@ type system struct {
 }
 
 // openSystem finds the ESP and the booted slot. The disk itself is opened
-// for writing only when withDisk is set (install).
-func openSystem(g *globals, withDisk bool) (*system, error) {
+// for writing only when withDisk is set (install). Whatever it returns
+// holds a lock (the device's lock file, or the disk image file's flock),
+// released by close; on an error nothing stays locked or open.
+func openSystem(g *globals, withDisk bool) (_ *system, err error) {
 	if g.disk != "" {
-		d, err := install.OpenFile(g.disk, time.Now().UTC())
+		when, err := install.FileTime(os.Getenv)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		d, err := install.OpenFile(g.disk, when)
 		if err != nil {
 			return nil, err
 		}
@@ -48,40 +54,48 @@ func openSystem(g *globals, withDisk bool) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
+	closers := []func() error{unlock}
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	dev, err := espdir.FindDevice("/sys", "/")
 	if err != nil {
-		unlock()
 		return nil, fmt.Errorf("finding the ESP: %w", err)
 	}
 	if err := espdir.Mount(dev.ESP, espdir.MountPoint); err != nil {
-		unlock()
 		return nil, err
 	}
-	s := &system{close: unlock}
+	s := &system{close: closeAll}
 	s.ESP, s.Loader, s.Booted = espdir.Dir{Root: espdir.MountPoint}, systemdboot.Entries{}, booted
 	if withDisk {
 		f, err := os.OpenFile(dev.Disk, os.O_RDWR, 0)
 		if err != nil {
 			return nil, err
 		}
+		closers = append(closers, f.Close)
 		size, err := f.Seek(0, io.SeekEnd)
 		if err != nil {
-			f.Close()
 			return nil, err
 		}
 		if s.Layout, err = install.ReadLayout(f, size); err != nil {
-			f.Close()
 			return nil, fmt.Errorf("%s: %w", dev.Disk, err)
 		}
-		s.Disk, s.close = f, func() error { f.Close(); return unlock() }
+		s.Disk = f
 		es, err := s.Loader.Entries(s.ESP)
 		if err != nil {
-			f.Close()
 			return nil, err
 		}
 		e := bootedEntry(es, booted)
 		if s.Running, err = install.ReadImage(s.ESP, booted, e); err != nil {
-			f.Close()
 			return nil, err
 		}
 	}
@@ -121,7 +135,10 @@ func lock(p string) (unlock func() error, err error) {
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another keelctl is running (%s is locked)", p)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, install.Refuse(fmt.Errorf("%w: another keelctl is running (%s is locked)", install.ErrBusy, p))
+		}
+		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	return f.Close, nil
 }

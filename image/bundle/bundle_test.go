@@ -435,3 +435,54 @@ func mustJSON(t *testing.T, m Manifest) string {
 	}
 	return string(b)
 }
+
+// TestTrailing: a bundle ends with its last artifact. Anything after it,
+// zero padding included, makes it corrupt, except on a stream marked
+// Padded (a block device), which is read to the bundle's end and no
+// further.
+func TestTrailing(t *testing.T) {
+	pub, priv := testKey(t, 1)
+	good, _ := writeBundle(t, priv)
+	tests := []struct {
+		name   string
+		tail   []byte
+		padded bool
+		want   error // from Next after the last artifact; nil: io.EOF
+	}{
+		{"nothing after", nil, false, nil},
+		{"junk appended", []byte("junk"), false, ErrCorrupt},
+		{"one zero byte", []byte{0}, false, ErrCorrupt},
+		{"zeros to a whole MiB", make([]byte, 1<<20-len(good)%(1<<20)), false, ErrCorrupt},
+		{"device: zeros to a whole MiB", make([]byte, 1<<20-len(good)%(1<<20)), true, nil},
+		{"device: old data after the bundle", bytes.Repeat([]byte("old"), 1000), true, nil},
+		{"device: nothing after", nil, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &countingReader{r: bytes.NewReader(append(bytes.Clone(good), tt.tail...))}
+			br, err := Open(r, []ed25519.PublicKey{pub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			br.Padded = tt.padded
+			_, err = readAll(br)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("reading to the end: %v, want %v", err, tt.want)
+			}
+			if tt.padded && r.n != int64(len(good)) {
+				t.Errorf("read %d bytes of a padded stream, want exactly the bundle's %d", r.n, len(good))
+			}
+		})
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

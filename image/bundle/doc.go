@@ -19,4 +19,14 @@
 // is told apart from one whose manifest was altered. Nothing but the
 // manifest is signed: the artifacts are bound to it by their hashes, checked
 // as they stream past.
+//
+// A bundle ends with its last artifact. Reading past it (Reader.Next after
+// the last artifact) finds the end of the stream, or the bundle is refused
+// as corrupt: a valid bundle with anything appended, padding included, is
+// not that bundle, and every reader (keel bundle inspect --check, keel
+// update, keelctl install) gives the same verdict. The one exception is a
+// bundle written at the start of a block device, whose size is the
+// device's (a virtual disk rounded up to whole MiB, a USB stick): the reader
+// of a device sets Reader.Padded (IsDevice tells), and then reads exactly
+// the length the header and manifest give and nothing after it.
 package bundle

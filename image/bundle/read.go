@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 )
 
 // Reader reads a bundle's artifacts after its manifest was verified.
@@ -23,6 +24,11 @@ type Reader struct {
 	// Signer is the key id the signature claims, verified or not; empty
 	// when the bundle is not signed.
 	Signer string
+	// Padded says the stream goes on past the bundle: a block device (or
+	// an image of one) that holds the bundle at its start. Next then
+	// reads nothing after the last artifact. Otherwise any byte there
+	// makes the bundle corrupt (see the package comment).
+	Padded bool
 
 	r    io.Reader
 	next int       // index of the next artifact
@@ -149,7 +155,7 @@ func short(what string, err error) error {
 // them somewhere must treat what it wrote as garbage until it saw io.EOF.
 // Calling Next before the previous artifact was read to its end reads (and
 // checks) the rest of it. After the last artifact Next returns io.EOF, or
-// ErrCorrupt if the stream goes on.
+// ErrCorrupt if the stream goes on (unless Padded).
 func (br *Reader) Next() (Artifact, io.Reader, error) {
 	if br.err != nil {
 		return Artifact{}, nil, br.err
@@ -162,8 +168,16 @@ func (br *Reader) Next() (Artifact, io.Reader, error) {
 		br.cur = nil
 	}
 	if br.next == len(br.Manifest.Artifacts) {
-		if n, _ := io.ReadFull(br.r, make([]byte, 1)); n > 0 {
+		if br.Padded {
+			return Artifact{}, nil, io.EOF
+		}
+		n, err := io.ReadFull(br.r, make([]byte, 1))
+		if n > 0 {
 			br.err = fmt.Errorf("%w: data after the last artifact", ErrCorrupt)
+			return Artifact{}, nil, br.err
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			br.err = fmt.Errorf("reading past the last artifact: %w", err)
 			return Artifact{}, nil, br.err
 		}
 		return Artifact{}, nil, io.EOF
@@ -226,3 +240,7 @@ func (a *artifact) finish() error {
 	a.done = io.EOF
 	return io.EOF
 }
+
+// IsDevice reports whether a bundle source is a block or character device,
+// whose reader should set Reader.Padded.
+func IsDevice(fi fs.FileInfo) bool { return fi.Mode()&fs.ModeDevice != 0 }

@@ -105,29 +105,41 @@ func TestCrashOrder(t *testing.T) {
 		op      func(fs *FS) error
 		replace string // a path that must exist after any cut, old or new
 		alt     []byte // the new content of replace
+		// from, to: a rename after which, at any cut, the old name or the
+		// new one holds the file's content.
+		from, to string
 	}{
 		{"write new file growing a directory", func(fs *FS) error {
 			return fs.WriteFile("/full/another long name.conf", bytes.NewReader(newData), int64(len(newData)))
-		}, "", nil},
+		}, "", nil, "", ""},
 		{"replace content", func(fs *FS) error {
 			return fs.WriteFile("/keel/a/vmlinuz", bytes.NewReader(newData), int64(len(newData)))
-		}, "/keel/a/vmlinuz", newData},
+		}, "/keel/a/vmlinuz", newData, "", ""},
 		{"rename over existing", func(fs *FS) error {
 			return fs.Rename("/keel/b/vmlinuz.new", "/keel/b/vmlinuz")
-		}, "/keel/b/vmlinuz", tr.files["/keel/b/vmlinuz.new"]},
+		}, "/keel/b/vmlinuz", tr.files["/keel/b/vmlinuz.new"], "", ""},
 		{"rename over existing across directories", func(fs *FS) error {
 			return fs.Rename("/keel/b/vmlinuz.new", "/keel/a/vmlinuz")
-		}, "/keel/a/vmlinuz", tr.files["/keel/b/vmlinuz.new"]},
+		}, "/keel/a/vmlinuz", tr.files["/keel/b/vmlinuz.new"], "", ""},
 		{"rename in place", func(fs *FS) error {
 			return fs.Rename("/loader/entries/keel-b+3.conf", "/loader/entries/keel-b.conf")
-		}, "", nil},
+		}, "", nil, "", ""},
 		{"rename to a longer name", func(fs *FS) error {
 			return fs.Rename("/loader/entries/keel-a.conf", "/loader/entries/keel-a-with-a-much-longer-name.conf")
-		}, "", nil},
-		{"move a directory", func(fs *FS) error { return fs.Rename("/keel/c/sub", "/loader/sub") }, "", nil},
-		{"mkdir", func(fs *FS) error { return fs.Mkdir("/x/y/z") }, "", nil},
-		{"remove file", func(fs *FS) error { return fs.Remove("/keel/b/vmlinuz") }, "", nil},
-		{"remove directory", func(fs *FS) error { return fs.Remove("/keel/c/sub") }, "", nil},
+		}, "", nil, "/loader/entries/keel-a.conf", "/loader/entries/keel-a-with-a-much-longer-name.conf"},
+		{"rename to a longer name beside free slots", func(fs *FS) error {
+			return fs.Rename("/loader/entries/keel-b+3.conf", "/loader/entries/keel-b+0-0.conf")
+		}, "", nil, "/loader/entries/keel-b+3.conf", "/loader/entries/keel-b+0-0.conf"},
+		{"rename to a longer name in a full directory", func(fs *FS) error {
+			return fs.Rename("/full/entry-3.conf", "/full/entry-3.conf.del")
+		}, "", nil, "/full/entry-3.conf", "/full/entry-3.conf.del"},
+		{"rename to a longer name, keeping the short name", func(fs *FS) error {
+			return fs.Rename("/keel/b/vmlinuz", "/keel/b/vmlinuz-old-kernel")
+		}, "", nil, "/keel/b/vmlinuz", "/keel/b/vmlinuz-old-kernel"},
+		{"move a directory", func(fs *FS) error { return fs.Rename("/keel/c/sub", "/loader/sub") }, "", nil, "", ""},
+		{"mkdir", func(fs *FS) error { return fs.Mkdir("/x/y/z") }, "", nil, "", ""},
+		{"remove file", func(fs *FS) error { return fs.Remove("/keel/b/vmlinuz") }, "", nil, "", ""},
+		{"remove directory", func(fs *FS) error { return fs.Remove("/keel/c/sub") }, "", nil, "", ""},
 	}
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {
@@ -158,6 +170,13 @@ func TestCrashOrder(t *testing.T) {
 					t.Fatalf("%s: %v", what, err)
 				}
 				fsckOnlyLeaks(t, img, what)
+				if o.from != "" {
+					old, nw := mcopyTry(img, o.from), mcopyTry(img, o.to)
+					want := tr.files[o.from]
+					if !bytes.Equal(old, want) && !bytes.Equal(nw, want) {
+						t.Errorf("%s: neither %s (%d bytes) nor %s (%d bytes) holds the file", what, o.from, len(old), o.to, len(nw))
+					}
+				}
 				if o.replace != "" {
 					got := mcopyOut(t, img, o.replace)
 					if !bytes.Equal(got, tr.files[o.replace]) && !bytes.Equal(got, o.alt) {
@@ -167,6 +186,17 @@ func TestCrashOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mcopyTry is mcopyOut for a file that may be absent: nil then.
+func mcopyTry(img, path string) []byte {
+	cmd := exec.Command("mcopy", "-n", "-i", img, "::"+path, "-")
+	cmd.Env = mtoolsEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 // After a failed metadata write the FS refuses further changes: its memory

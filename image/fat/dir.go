@@ -369,3 +369,62 @@ func allZero(b []byte) bool {
 	}
 	return true
 }
+
+// renameWindow finds where a same-directory rename of e to a name of n
+// slots can be written in one sector write: e's own slots and the free
+// slots around them, all in the sector of e's short entry. It returns the
+// first slot of the new name.
+func (fs *FS) renameWindow(d *dir, e entry, n int) (int, bool) {
+	per := fs.sectorSize / dirEntrySize
+	first := e.slot / per * per
+	if e.start < first {
+		return 0, false // e's long-name slots start in an earlier sector
+	}
+	last := first + per - 1
+	if last >= d.slots() {
+		last = d.slots() - 1
+	}
+	lo := e.start
+	for lo > first && d.slot(lo - 1)[0] == slotFree {
+		lo--
+	}
+	hi := e.slot
+	// Past the end marker every slot is unused, if the tail is clean
+	// (findSlots clears a dirty one before using it).
+	end := d.endMarker()
+	for hi < last {
+		c := d.slot(hi + 1)[0]
+		if c != slotFree && !(c == slotEnd && end >= 0 && allZero(d.data[end*dirEntrySize:])) {
+			break
+		}
+		hi++
+	}
+	if hi-lo+1 < n {
+		return 0, false
+	}
+	return lo, true
+}
+
+// endMarker is the first slot whose first byte is 0 (the end of the
+// directory's entries), or -1.
+func (d *dir) endMarker() int {
+	for i := 0; i < d.slots(); i++ {
+		if d.slot(i)[0] == slotEnd {
+			return i
+		}
+	}
+	return -1
+}
+
+// replaceSlots writes slots at lo and marks e's slots that they do not
+// cover deleted, in one write (renameWindow keeps it inside one sector).
+func (fs *FS) replaceSlots(d *dir, e entry, lo int, slots [][dirEntrySize]byte) error {
+	from, to := min(lo, e.start), max(lo+len(slots), e.slot+1)
+	for i := e.start; i <= e.slot; i++ {
+		d.slot(i)[0] = slotFree
+	}
+	for k, s := range slots {
+		copy(d.slot(lo+k), s[:])
+	}
+	return fs.writeSlots(d, from, to)
+}

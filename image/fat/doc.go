@@ -50,16 +50,27 @@
 //
 // Rename never lets two entries reference the same clusters, even for a
 // moment, because a later Remove of one of them would free clusters the other
-// still uses. A rename in the same directory whose new name needs no more
-// directory slots than the old one rewrites the old slots in one write (one
-// sector unless the slots straddle a sector boundary), so it is atomic on a
-// device with atomic sector writes. Otherwise the old entry is removed first
-// and the new one written second; a stop in between loses the renamed file's
-// name (its clusters leak) but leaves a replaced target untouched. This is the
-// safe side for the boot-entry scheme in DESIGN §4, which never renames the
-// only good entry. A directory moved to another parent gets its ".."
-// rewritten while no entry references it, so no reachable directory ever has
-// a wrong "..".
+// still uses. Within one directory the new name is written before the old one
+// is given up, so a stop at any write leaves the old name or the new one:
+//
+//   - if the new name fits in the old entry's slots and free slots beside
+//     them, all in the sector of the old short entry, one write of that
+//     sector replaces the name (atomic on a device with atomic sector
+//     writes);
+//   - otherwise a file's content is copied to free clusters, the new name is
+//     added for the copy, and only then is the old name deleted and its
+//     clusters freed (a stop in between leaves both names, each with its own
+//     clusters, or leaked clusters);
+//   - a directory cannot be copied, so one renamed to a name that does not
+//     fit loses its old name first (a stop in between leaks it); keel renames
+//     no directory after building.
+//
+// Renaming over an existing file unreferences the source first, then points
+// the target's entry at the source's clusters in one write: a stop in
+// between leaves the target with its old content. A move to another
+// directory deletes the old name first. A directory moved to another parent
+// gets its ".." rewritten while no entry references it, so no reachable
+// directory ever has a wrong "..".
 //
 // TestCrashOrder checks all this: it stops every operation after each
 // possible number of writes and runs fsck.fat -n on what is left, which may

@@ -419,26 +419,27 @@ func (fs *FS) rename(oldp, newp string) error {
 		if err != nil {
 			return err
 		}
-		if len(slots) <= e.slot-e.start+1 {
-			// Rewrite the old slots in place, in one write: new name
-			// first, the rest deleted.
-			for i := e.start; i <= e.slot; i++ {
-				s := src.slot(i)
-				if k := i - e.start; k < len(slots) {
-					copy(s, slots[k][:])
-				} else {
-					s[0] = slotFree
-				}
-			}
-			if err := fs.writeSlots(src, e.start, e.slot+1); err != nil {
+		if lo, ok := fs.renameWindow(src, e, len(slots)); ok {
+			// The new name fits in the old slots and free ones beside
+			// them, all in one sector: one write replaces the name.
+			if err := fs.replaceSlots(src, e, lo, slots); err != nil {
 				return err
 			}
 			break
 		}
-		if err := fs.deleteEntry(src, e); err != nil {
-			return err
+		if e.isDir() {
+			// A directory cannot be copied, and two entries must never
+			// reference it: the old name goes first (see the package
+			// comment; keel renames no directory after building).
+			if err := fs.deleteEntry(src, e); err != nil {
+				return err
+			}
+			if err := fs.addEntry(dst, name, short); err != nil {
+				return err
+			}
+			break
 		}
-		if err := fs.addEntry(dst, name, short); err != nil {
+		if err := fs.renameByCopy(src, e, name, body); err != nil {
 			return err
 		}
 	default:
@@ -554,4 +555,58 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return int(done), io.EOF
 	}
 	return int(done), nil
+}
+
+// renameByCopy renames file e in d when the new name cannot replace the
+// old one in a single write: it writes a copy of the content to free
+// clusters, chains them, adds the new name for the copy, and only then
+// deletes the old name and frees its clusters. Stopped at any write, the
+// old name or the new one is there with the whole content, and no two
+// entries ever share a cluster (at worst the copy's clusters leak).
+func (fs *FS) renameByCopy(d *dir, e entry, name string, body [dirEntrySize]byte) error {
+	oldChain, err := fs.fat.chain(e.cluster)
+	if err != nil {
+		return err
+	}
+	if int64(len(oldChain))*fs.clusterSize < int64(e.size) {
+		return fmt.Errorf("%w: %d clusters for %d bytes", ErrCorrupt, len(oldChain), e.size)
+	}
+	size := int64(e.size)
+	cs, err := fs.fat.alloc(len(oldChain))
+	if err != nil {
+		return err
+	}
+	content := &File{fs: fs, chain: oldChain, size: size}
+	if err := fs.writeData(cs, content, size); err != nil {
+		fs.fat.release(cs)
+		return err
+	}
+	if err := fs.flushFAT(); err != nil {
+		return err
+	}
+	first := uint32(0)
+	if len(cs) > 0 {
+		first = cs[0]
+	}
+	err = fs.addEntry(d, name, func(s [11]byte) [dirEntrySize]byte {
+		b := body
+		copy(b[:11], s[:])
+		b[12] &^= 0x18 // case flags belonged to the old short name
+		setCluster(b[:], first)
+		return b
+	})
+	if err != nil {
+		if fs.broken == nil { // the copy is referenced by nothing: take it back
+			fs.fat.release(cs)
+			if ferr := fs.flushFAT(); ferr != nil {
+				return ferr
+			}
+		}
+		return err
+	}
+	if err := fs.deleteEntry(d, e); err != nil {
+		return err
+	}
+	fs.fat.release(oldChain)
+	return fs.flushFAT()
 }

@@ -1,9 +1,13 @@
 package install
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"keel/bootloader"
 	"keel/bootloader/espfat"
@@ -21,11 +25,22 @@ type DiskFile struct {
 // OpenFile opens the disk image at name for updating. Nothing is booted,
 // so the "booted" slot is the one the loader would boot: the newest good
 // entry's. Files written to the ESP get the time when (FAT keeps local
-// time; keel treats it as UTC).
+// time; keel treats it as UTC; see FileTime).
+//
+// The file stays locked (flock, exclusive) until Close, so two updates of
+// one disk cannot interleave their steps: the second is refused with
+// ErrBusy, a *RefusedError, before anything is read or written.
 func OpenFile(name string, when time.Time) (*DiskFile, error) {
 	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, Refuse(fmt.Errorf("%w: another update of %s is running", ErrBusy, name))
+		}
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -40,8 +55,27 @@ func OpenFile(name string, when time.Time) (*DiskFile, error) {
 	return &DiskFile{Target: *t, File: f}, nil
 }
 
-// Close closes the file; Install has already synced it.
+// Close closes the file, which releases its lock; Install has already
+// synced it.
 func (d *DiskFile) Close() error { return d.File.Close() }
+
+// FileTime is the time stamped on the files an offline update writes to a
+// disk image's ESP, by keel update and keelctl --disk alike: the
+// SOURCE_DATE_EPOCH environment variable (read with getenv) when set, as
+// keel build does, else 0, which FAT keeps as its epoch (1980-01-01). The
+// same disk and bundle then give the same bytes. On a device the kernel's
+// vfat driver stamps the files with the clock instead.
+func FileTime(getenv func(string) string) (time.Time, error) {
+	v := getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a non-negative integer", v)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
 
 // OpenDisk makes the Target for a keel disk of size bytes in dev, with
 // keel's FAT editor for its ESP (see OpenFile).
@@ -60,12 +94,15 @@ func OpenDisk(dev Disk, size int64, when time.Time) (*Target, error) {
 	}
 	t := &Target{Disk: dev, Layout: l, ESP: espfat.ESP{FS: fs}, Loader: systemdboot.Entries{}}
 	es, err := t.Loader.Entries(t.ESP)
+	if errors.Is(err, systemdboot.ErrDamagedEntry) {
+		return nil, Refuse(fmt.Errorf("%w (which slot boots is unknown: repair or remove it by hand)", err))
+	}
 	if err != nil {
 		return nil, err
 	}
 	e, ok := NewestGood(es)
 	if !ok {
-		return nil, fmt.Errorf("no good boot entry: which slot runs is unknown")
+		return nil, Refuse(fmt.Errorf("no good boot entry: which slot runs is unknown"))
 	}
 	t.Booted = e.Slot
 	if t.Running, err = ReadImage(t.ESP, e.Slot, e); err != nil {

@@ -35,7 +35,7 @@ type fixture struct {
 	other   ed25519.PrivateKey // a key the image does not trust
 	otherPb ed25519.PublicKey
 	arts    [3][]byte // v2's rootfs, kernel, initrd
-	v2      bundle.Manifest
+	v1, v2  bundle.Manifest
 }
 
 var (
@@ -94,10 +94,6 @@ func makeFixture() (*fixture, error) {
 		if err != nil {
 			return nil, err
 		}
-		if v == "1.0.0" {
-			f.disk = out
-			continue
-		}
 		bf, err := os.Open(res.Bundle)
 		if err != nil {
 			return nil, err
@@ -106,6 +102,10 @@ func makeFixture() (*fixture, error) {
 		b, err := bundle.Open(bf, []ed25519.PublicKey{f.pub})
 		if err != nil {
 			return nil, err
+		}
+		if v == "1.0.0" {
+			f.disk, f.v1 = out, b.Manifest
+			continue
 		}
 		f.v2 = b.Manifest
 		for i := range f.arts {

@@ -17,6 +17,7 @@ package install
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -26,12 +27,14 @@ import (
 	"strings"
 
 	"keel/bootloader"
+	"keel/bootloader/systemdboot"
 	"keel/image/bundle"
 	"keel/image/disk"
 )
 
 // Errors callers branch on. A refused bundle wraps one of these (or one of
-// bundle's); nothing on the disk has changed when they are returned.
+// bundle's) in a *RefusedError; nothing on the disk has changed when they
+// are returned.
 var (
 	ErrIncompatible  = errors.New("bundle is for another kind of device")
 	ErrWrongArch     = errors.New("bundle is for another architecture")
@@ -39,7 +42,55 @@ var (
 	ErrTooLarge      = errors.New("artifact does not fit")
 	ErrBadManifest   = errors.New("manifest does not describe a keel update")
 	ErrBootedNotGood = errors.New("the running slot is not blessed")
+	ErrBusy          = errors.New("busy")
 )
+
+// RefusedError is an install, or a change of entries, turned down before
+// anything was written: the bundle (signature, key, header, manifest,
+// compatibility, architecture, version, size), the disk's state (the
+// running slot not blessed, no or a damaged boot entry) or another update
+// running. Commands exit 3 for it. An error found after writing began (a
+// tampered or truncated artifact, a full ESP, an I/O error) is not one:
+// parts of the inactive slot may have been written.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Refuse wraps err as a *RefusedError (nil stays nil).
+func Refuse(err error) error {
+	if err == nil {
+		return nil
+	}
+	var r *RefusedError
+	if errors.As(err, &r) {
+		return err
+	}
+	return &RefusedError{Err: err}
+}
+
+// IsRefused reports whether err says nothing was written.
+func IsRefused(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r)
+}
+
+// OpenBundle is bundle.Open for installing: a bundle turned away for what
+// it is (no or a bad signature, an untrusted key, a corrupt or truncated
+// header or manifest) comes back as a *RefusedError; an error reading the
+// stream does not.
+func OpenBundle(r io.Reader, trusted []ed25519.PublicKey) (*bundle.Reader, error) {
+	b, err := bundle.Open(r, trusted)
+	if err == nil {
+		return b, nil
+	}
+	for _, e := range []error{bundle.ErrBadSignature, bundle.ErrUnknownKey, bundle.ErrNoSignature, bundle.ErrCorrupt, bundle.ErrTruncated} {
+		if errors.Is(err, e) {
+			return nil, Refuse(err)
+		}
+	}
+	return nil, err
+}
 
 // Disk is the whole disk: an image file or a block device. If it has a
 // Sync method, Install calls it after writing the slot.
@@ -91,8 +142,11 @@ var artifactOrder = []string{"rootfs", "kernel", "initrd"}
 
 // Install writes the bundle b into the slot that is not booted and makes it
 // the trial default. b's signature has been checked by bundle.Open; the
-// manifest is checked against the running image before anything is written.
-func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Result, error) {
+// manifest is checked against the running image before anything is written,
+// and a refusal then is a *RefusedError. If a later step fails, the
+// temporary files it left on the ESP are removed (best effort; nothing of
+// the booted slot is touched).
+func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *Result, err error) {
 	if o.Tries == 0 {
 		o.Tries = t.Running.Tries
 	}
@@ -110,25 +164,28 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Resul
 	m := b.Manifest
 	slot, err := otherSlot(t.Booted)
 	if err != nil {
-		return nil, err
+		return nil, Refuse(err)
 	}
 	part, ok := t.Layout.Slot(slot)
 	if !ok {
-		return nil, fmt.Errorf("the disk has no partition %q", "root-"+slot)
+		return nil, Refuse(fmt.Errorf("the disk has no partition %q", "root-"+slot))
 	}
 	if err := Check(t.Running, m, o.AllowDowngrade); err != nil {
-		return nil, err
+		return nil, Refuse(err)
 	}
 	if m.Artifacts[0].Size > part.Size {
-		return nil, fmt.Errorf("rootfs of %d bytes, slot %s of %d: %w", m.Artifacts[0].Size, slot, part.Size, ErrTooLarge)
+		return nil, Refuse(fmt.Errorf("rootfs of %d bytes, slot %s of %d: %w", m.Artifacts[0].Size, slot, part.Size, ErrTooLarge))
 	}
 	entries, err := t.Loader.Entries(t.ESP)
+	if errors.Is(err, systemdboot.ErrDamagedEntry) {
+		return nil, Refuse(fmt.Errorf("%w (which slot boots is unknown: repair or remove it by hand)", err))
+	}
 	if err != nil {
 		return nil, err
 	}
 	booted, gen, err := bootedEntry(entries, t.Booted)
 	if err != nil {
-		return nil, err
+		return nil, Refuse(err)
 	}
 	// The bundle does not say how many tries its image wants: keep the
 	// running image's setting for the next update too.
@@ -146,6 +203,15 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Resul
 	if err := t.ESP.Sync(); err != nil {
 		return nil, fmt.Errorf("step 1: sync ESP: %w", err)
 	}
+	// From here on a failure leaves the slot without an entry; what it
+	// wrote under temporary names on the ESP goes.
+	defer func() {
+		if err != nil {
+			if cerr := removeTemporaries(t.ESP, slot, o.Tries); cerr != nil {
+				o.Logger.Warn("cleaning up after a failed install", "err", cerr)
+			}
+		}
+	}()
 
 	// 2. The root filesystem, straight from the stream into the partition.
 	stage := fmt.Sprintf("writing rootfs to slot %s", slot)
@@ -183,9 +249,11 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Resul
 			return nil, fmt.Errorf("step 3: %s: %d of %d bytes read: %w", name, vr.done, a.Size, firstErr(vr.err, bundle.ErrTruncated))
 		}
 	}
-	// What follows the initrd is not read: every byte installed has been
-	// checked against the signed manifest, and a bundle handed over as a
-	// block device or a firmware blob comes padded.
+	// The bundle must end with the initrd (image/bundle's rule: a stream
+	// marked Padded, a block device, ends there by definition).
+	if _, _, err := b.Next(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("step 3: after the initrd: %w", firstErr(err, bundle.ErrCorrupt))
+	}
 	if err := t.ESP.Sync(); err != nil {
 		return nil, fmt.Errorf("step 3: sync ESP: %w", err)
 	}
@@ -216,6 +284,25 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Resul
 		return nil, fmt.Errorf("step 4: sync ESP: %w", err)
 	}
 	return &Result{Slot: slot, Generation: e.Generation, Entry: entryName(slot, o.Tries), Image: im, RootBytes: m.Artifacts[0].Size}, nil
+}
+
+// removeTemporaries removes what a failed install of slot wrote under
+// temporary names: its kernel, initrd, image.json and entry (written for
+// tries). They belong to the slot being written, never to the booted one.
+func removeTemporaries(esp bootloader.DirESP, slot string, tries int) error {
+	var errs []error
+	for _, p := range []string{
+		path.Join("/keel", slot, "vmlinuz.tmp"), path.Join("/keel", slot, "initrd.tmp"), ImagePath(slot) + ".tmp",
+		path.Join(systemdboot.EntriesDir, systemdboot.EntryName(slot, tries)) + ".tmp",
+	} {
+		if err := esp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := esp.Sync(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // espName is where each artifact lives in /keel/<slot>/.

@@ -110,24 +110,29 @@ func TestRefusals(t *testing.T) {
 		bundle []byte
 		open   bool // refused by bundle.Open, before Install
 		want   error
+		// written: parts of slot b were written before the error, so it
+		// is a failure, not a refusal (*RefusedError: nothing written).
+		written bool
 	}{
-		{"wrong key", f.bundleBytes(t, f.other, nil), true, bundle.ErrUnknownKey},
-		{"flipped bit in manifest", flip(head - 80), true, bundle.ErrBadSignature},
-		{"flipped bit in signature", flip(head - 10), true, bundle.ErrBadSignature},
-		{"flipped bit in rootfs", flip(artOff(0) + len(f.arts[0])/2), false, bundle.ErrHashMismatch},
-		{"flipped bit in rootfs's last byte", flip(artOff(1) - 1), false, bundle.ErrHashMismatch},
-		{"flipped bit in kernel", flip(artOff(1) + 5), false, bundle.ErrHashMismatch},
-		{"flipped bit in initrd", flip(artOff(2) + len(f.arts[2])/2), false, bundle.ErrHashMismatch},
-		{"flipped bit in initrd's last byte", flip(len(good) - 1), false, bundle.ErrHashMismatch},
-		{"truncated in header", good[:head-1], true, bundle.ErrTruncated},
-		{"truncated in rootfs", good[:artOff(0)+100], false, bundle.ErrTruncated},
-		{"truncated in kernel", good[:artOff(1)+100], false, bundle.ErrTruncated},
-		{"truncated in initrd", good[:len(good)-1], false, bundle.ErrTruncated},
-		{"rootfs larger than the slot", f.bundleWith(t, f.key, nil, [3][]byte{make([]byte, 4<<20+1), f.arts[1], f.arts[2]}), false, install.ErrTooLarge},
-		{"other compatible", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Compatible = "other" }), false, install.ErrIncompatible},
-		{"other arch", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Arch = "aarch64" }), false, install.ErrWrongArch},
-		{"older version", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Version = "0.9.9" }), false, install.ErrDowngrade},
-		{"older version with a longer number", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Version = "1.0.0-rc1" }), false, install.ErrDowngrade},
+		{"wrong key", f.bundleBytes(t, f.other, nil), true, bundle.ErrUnknownKey, false},
+		{"flipped bit in manifest", flip(head - 80), true, bundle.ErrBadSignature, false},
+		{"flipped bit in signature", flip(head - 10), true, bundle.ErrBadSignature, false},
+		{"flipped bit in rootfs", flip(artOff(0) + len(f.arts[0])/2), false, bundle.ErrHashMismatch, true},
+		{"flipped bit in rootfs's last byte", flip(artOff(1) - 1), false, bundle.ErrHashMismatch, true},
+		{"flipped bit in kernel", flip(artOff(1) + 5), false, bundle.ErrHashMismatch, true},
+		{"flipped bit in initrd", flip(artOff(2) + len(f.arts[2])/2), false, bundle.ErrHashMismatch, true},
+		{"flipped bit in initrd's last byte", flip(len(good) - 1), false, bundle.ErrHashMismatch, true},
+		{"truncated in header", good[:head-1], true, bundle.ErrTruncated, false},
+		{"truncated in rootfs", good[:artOff(0)+100], false, bundle.ErrTruncated, true},
+		{"truncated in kernel", good[:artOff(1)+100], false, bundle.ErrTruncated, true},
+		{"truncated in initrd", good[:len(good)-1], false, bundle.ErrTruncated, true},
+		{"junk after the initrd", append(bytes.Clone(good), "junk"...), false, bundle.ErrCorrupt, true},
+		{"zeros after the initrd", append(bytes.Clone(good), make([]byte, 511)...), false, bundle.ErrCorrupt, true},
+		{"rootfs larger than the slot", f.bundleWith(t, f.key, nil, [3][]byte{make([]byte, 4<<20+1), f.arts[1], f.arts[2]}), false, install.ErrTooLarge, false},
+		{"other compatible", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Compatible = "other" }), false, install.ErrIncompatible, false},
+		{"other arch", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Arch = "aarch64" }), false, install.ErrWrongArch, false},
+		{"older version", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Version = "0.9.9" }), false, install.ErrDowngrade, false},
+		{"older version with a longer number", f.bundleBytes(t, f.key, func(m *bundle.Manifest) { m.Version = "1.0.0-rc1" }), false, install.ErrDowngrade, false},
 	}
 	name := f.copyDisk(t)
 	for _, tt := range tests {
@@ -135,7 +140,7 @@ func TestRefusals(t *testing.T) {
 			d := open(t, name)
 			before := snapshot(t, &d.Target, "a")
 			err := func() error {
-				b, err := bundle.Open(bytes.NewReader(tt.bundle), []ed25519.PublicKey{f.pub})
+				b, err := install.OpenBundle(bytes.NewReader(tt.bundle), []ed25519.PublicKey{f.pub})
 				if tt.open || err != nil {
 					if !tt.open {
 						t.Errorf("refused by Open, expected by Install: %v", err)
@@ -149,6 +154,9 @@ func TestRefusals(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Errorf("error %v, want %v", err, tt.want)
 			}
+			if install.IsRefused(err) == tt.written {
+				t.Errorf("refused (nothing written): %v, want %v", install.IsRefused(err), !tt.written)
+			}
 			d.Close()
 			d = open(t, name)
 			snapshot(t, &d.Target, "a").diff(t, before)
@@ -156,6 +164,14 @@ func TestRefusals(t *testing.T) {
 			for _, e := range es {
 				if e.Slot == "b" {
 					t.Errorf("slot b has an entry after a refused install: %s", e.File)
+				}
+			}
+			// A failed install takes its temporary files with it.
+			if names, err := d.ESP.ReadDir("/keel/b"); err == nil {
+				for _, n := range names {
+					if strings.HasSuffix(n, ".tmp") {
+						t.Errorf("/keel/b/%s left behind", n)
+					}
 				}
 			}
 			fsckESP(t, d.File, d.Layout, false)
@@ -243,17 +259,27 @@ func TestStates(t *testing.T) {
 	fsckESP(t, d.File, d.Layout, false)
 }
 
-// TestPaddedBundle: a bundle handed over as a block device is padded to
-// a sector; the padding after the initrd is not an error.
+// TestPaddedBundle: a bundle handed over as a block device comes padded to
+// whole MiB; read as a device (Padded) it installs, and nothing after the
+// initrd is read. The same bytes from a file are refused (image/bundle's
+// rule), after slot b was written.
 func TestPaddedBundle(t *testing.T) {
 	f := getFixture(t)
-	d := open(t, f.copyDisk(t))
-	bb := append(f.bundleBytes(t, f.key, nil), make([]byte, 511)...)
-	b, err := bundle.Open(bytes.NewReader(bb), []ed25519.PublicKey{f.pub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := install.Install(context.Background(), d.Target, b, install.Options{}); err != nil {
-		t.Fatal(err)
+	good := f.bundleBytes(t, f.key, nil)
+	bb := append(bytes.Clone(good), make([]byte, 1<<20-len(good)%(1<<20))...)
+	for _, padded := range []bool{true, false} {
+		d := open(t, f.copyDisk(t))
+		b, err := install.OpenBundle(bytes.NewReader(bb), []ed25519.PublicKey{f.pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Padded = padded
+		_, err = install.Install(context.Background(), d.Target, b, install.Options{})
+		switch {
+		case padded && err != nil:
+			t.Fatalf("padded: %v", err)
+		case !padded && (!errors.Is(err, bundle.ErrCorrupt) || install.IsRefused(err)):
+			t.Fatalf("not padded: %v, want a failure with bundle.ErrCorrupt", err)
+		}
 	}
 }
