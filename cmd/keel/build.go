@@ -23,6 +23,7 @@ type buildOptions struct {
 	debian  debianFlags
 	sshKeys []string
 	sshUser string
+	layers  layerFlags
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -102,8 +103,15 @@ unset), every GUID is derived from the profile's name.
 			if err != nil {
 				return err
 			}
+			images, err := newImageApplier(g, p.Arch, o.layers)
+			if err != nil {
+				return err
+			}
+			// The layers' file contents are spooled for this build only:
+			// once the image is written they go, whatever happened.
+			defer images.close()
 			res, err := build.Build(ctx, p, build.Options{
-				Output: o.output, KeelInit: init, Keelctl: ctl, ApplyImage: applyImage(g, p.Arch),
+				Output: o.output, KeelInit: init, Keelctl: ctl, ApplyImage: images.apply,
 				Epoch: epoch, Workers: o.workers, Logger: g.logger(), Progress: stageProgress(),
 				SignKey: key, Debian: deb,
 			})
@@ -115,6 +123,8 @@ unset), every GUID is derived from the profile's name.
 		},
 	}
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "disk image to write (default NAME.img)")
+	cmd.Flags().StringVar(&o.layers.maxSize, "layer-max-size", "", "most bytes one OCI layer may expand to (default: 16GiB, and no more than 100 x its compressed size or 1GiB, whichever is more; setting it drops the ratio bound)")
+	cmd.Flags().Int64Var(&o.layers.maxEntries, "layer-max-entries", 0, "most entries one OCI layer may hold (default 1048576)")
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "compressing goroutines (0: one per CPU)")
 	cmd.Flags().StringVar(&o.signKey, "sign-key", "", "private key file: also write the signed update bundle NAME-VERSION.keel")
 	cmd.Flags().StringArrayVar(&o.sshKeys, "ssh-key", nil, "public key file (or key line) to add to --ssh-user's authorized keys; repeatable")

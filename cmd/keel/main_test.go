@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +69,26 @@ func TestMksquashfsReadable(t *testing.T) {
 	b, err := exec.Command("unsquashfs", "-cat", out, "hello.txt").CombinedOutput()
 	if err != nil || string(b) != "hello from keel\n" {
 		t.Fatalf("unsquashfs -cat: %v: %q", err, b)
+	}
+}
+
+// TestExitCodesDocumented holds README's exit-code line and keel's --help
+// to the exitCodes table the code returns.
+func TestExitCodesDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &help, io.Discard); code != exitOK {
+		t.Fatalf("keel --help: exit %d", code)
+	}
+	for _, c := range exitCodes {
+		if want := fmt.Sprintf("**%d** %s", c.code, c.meaning); !strings.Contains(string(readme), want) {
+			t.Errorf("README does not say %q", want)
+		}
+		if want := fmt.Sprintf("%d %s", c.code, c.meaning); !strings.Contains(help.String(), want) {
+			t.Errorf("keel --help does not say %q:\n%s", want, help.String())
+		}
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,25 +11,79 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"keel/profiles"
 	"keel/rootfs"
+	"keel/rootfs/assemble"
 	"keel/rootfs/oci"
+	"keel/rootfs/tarfs"
 )
 
-// applyImage wires OCI image sources into the build: layers are cached
-// under the keel cache ($KEEL_CACHE, else ~/.cache/keel), and a reference
-// without a transport means docker://, as the profile schema says.
-func applyImage(g *globals, arch string) func(ctx context.Context, t *rootfs.Tree, ref string) error {
+// layerFlags are keel build's bounds on OCI layers (see oci.Options).
+type layerFlags struct {
+	maxSize    string // a size, e.g. "32GiB"; "" for the default
+	maxEntries int64
+}
+
+// imageApplier wires OCI image sources into the build: layer blobs are
+// cached under the keel cache ($KEEL_CACHE, else ~/.cache/keel), file
+// contents are spooled in a directory of this build's own, removed by
+// close, and a reference without a transport means docker://, as the
+// profile schema says.
+type imageApplier struct {
+	opts     oci.Options
+	spoolDir string // made on the first image
+}
+
+func newImageApplier(g *globals, arch string, f layerFlags) (*imageApplier, error) {
 	// containers/image logs through the global logrus; keep it quiet unless
 	// asked.
 	if !g.verbose {
 		logrus.SetLevel(logrus.WarnLevel)
 	}
-	return func(ctx context.Context, t *rootfs.Tree, ref string) error {
-		cache := cacheDir()
-		_, err := oci.Apply(ctx, t, withTransport(ref), oci.Options{
-			Arch: arch, CacheDir: filepath.Join(cache, "oci"), Logger: g.logger(),
-		})
-		return err
+	a := &imageApplier{opts: oci.Options{
+		Arch: arch, CacheDir: filepath.Join(cacheDir(), "oci"), Logger: g.logger(),
+		Protected: []string{assemble.KeelDir},
+	}}
+	if f.maxSize != "" {
+		n, err := profiles.ParseSize(f.maxSize)
+		if err != nil || n <= 0 {
+			return nil, usagef("--layer-max-size %q is not a size such as 32GiB", f.maxSize)
+		}
+		a.opts.Limits.MaxBytes, a.opts.MaxRatio = int64(n), -1
+	}
+	if f.maxEntries < 0 {
+		return nil, usagef("--layer-max-entries %d is negative", f.maxEntries)
+	}
+	a.opts.Limits.MaxEntries = int(f.maxEntries)
+	return a, nil
+}
+
+func (a *imageApplier) apply(ctx context.Context, t *rootfs.Tree, ref string) error {
+	if a.opts.Spool == nil {
+		if err := os.MkdirAll(a.opts.CacheDir, 0o755); err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp(a.opts.CacheDir, "spool-")
+		if err != nil {
+			return err
+		}
+		a.spoolDir = dir
+		if a.opts.Spool, err = tarfs.NewSpool(dir); err != nil {
+			return err
+		}
+	}
+	_, err := oci.Apply(ctx, t, withTransport(ref), a.opts)
+	if errors.Is(err, tarfs.ErrLimit) {
+		return fmt.Errorf("%w; --layer-max-size and --layer-max-entries raise the limits", err)
+	}
+	return err
+}
+
+// close removes the build's spool: the image that read from it is written
+// (or the build failed).
+func (a *imageApplier) close() {
+	if a.spoolDir != "" {
+		os.RemoveAll(a.spoolDir)
 	}
 }
 

@@ -26,9 +26,32 @@ const (
 	exitRefused = 3
 )
 
-// exitCodesHelp ends the help of the commands that can refuse.
-const exitCodesHelp = `Exit codes: 0 success, 1 failure, 2 bad usage or bad profile, 3 refused
-with nothing written (a lock file the profile no longer matches).`
+// exitCodes is the table README's "Exit codes" line and every command's
+// --help print; TestExitCodesDocumented holds README to it.
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "success"},
+	{exitFailure, "failure"},
+	{exitUsage, "bad usage or bad profile"},
+	{exitRefused, "refused with nothing written"},
+}
+
+// exitCodesHelp ends the help of keel and of the commands that can refuse.
+var exitCodesHelp = func() string {
+	s := "Exit codes:"
+	for i, c := range exitCodes {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf(" %d %s", c.code, c.meaning)
+	}
+	return s + ` (a lock file the profile no longer
+matches, a bundle keel update turns down, a disk another update is using).
+A runtime failure at a profile field (a source that cannot be read) is
+printed at the field and exits 1.`
+}()
 
 // usageError marks errors that are the caller's to fix (flags, arguments,
 // profiles), which exit with code 2.
@@ -58,7 +81,9 @@ func newRootCmd() *cobra.Command {
 		Short: "Build immutable, bootable system images from a declarative profile",
 		Long: `keel turns one declarative profile into an immutable, bootable system image:
 a read-only squashfs root in A/B slots of a GPT disk, updated atomically with
-automatic fallback.`,
+automatic fallback.
+
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
