@@ -9,6 +9,7 @@ package repotest
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -309,7 +310,52 @@ func Clearsign(text []byte, signers ...*openpgp.Entity) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return withArmorChecksum(buf.Bytes())
+}
+
+// withArmorChecksum adds the armor's CRC-24 line ("=XXXX", RFC 4880 §6.1),
+// which go-crypto leaves out and Debian's InRelease files have. Without
+// it, gpgv 2.2 finds the end of base64 data without '=' padding (one
+// signature in about fifty, when an EdDSA value is a byte short) only by
+// reading the "-----END" line as data, and rejects the file.
+func withArmorChecksum(in []byte) ([]byte, error) {
+	const begin, end = "-----BEGIN PGP SIGNATURE-----\n", "-----END PGP SIGNATURE-----"
+	i, j := bytes.Index(in, []byte(begin)), bytes.LastIndex(in, []byte(end))
+	if i < 0 || j < i {
+		return nil, fmt.Errorf("clearsigned text without a signature block")
+	}
+	body := in[i+len(begin) : j]
+	// The armor headers (often none) end at the first empty line.
+	body = append([]byte("\n"), body...)
+	k := bytes.Index(body, []byte("\n\n"))
+	if k < 0 {
+		return nil, fmt.Errorf("signature block without the empty line after its headers")
+	}
+	data := bytes.Join(bytes.Fields(body[k+2:]), nil)
+	raw, err := base64.StdEncoding.DecodeString(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("signature block: %w", err)
+	}
+	crc := crc24(raw)
+	sum := base64.StdEncoding.EncodeToString([]byte{byte(crc >> 16), byte(crc >> 8), byte(crc)})
+	out := bytes.Clone(in[:j])
+	out = append(out, "="+sum+"\n"...)
+	return append(out, in[j:]...), nil
+}
+
+// crc24 is OpenPGP's armor checksum (RFC 4880 §6.1).
+func crc24(b []byte) uint32 {
+	crc := uint32(0xB704CE)
+	for _, c := range b {
+		crc ^= uint32(c) << 16
+		for range 8 {
+			crc <<= 1
+			if crc&0x1000000 != 0 {
+				crc ^= 0x1864CFB
+			}
+		}
+	}
+	return crc & 0xFFFFFF
 }
 
 // Dists is the path of a file under dists/SUITE/, relative to Dir.
