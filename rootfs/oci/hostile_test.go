@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -108,6 +109,19 @@ func TestApplyHostileLayers(t *testing.T) {
 		{name: "not a layer", layer: layer{blob: gzipped(t, layerTar(t)), tar: layerTar(t), mediaType: "application/vnd.cncf.helm.chart.content.v1.tar+gzip"},
 			says: []string{`media type "application/vnd.cncf.helm.chart.content.v1.tar+gzip" is not a filesystem layer`}},
 	}
+	// The memory the runtime has taken from the OS only grows (it is
+	// address space, returned pages included), so after the last case it
+	// bounds the peak of every case: the bomb, the sparse file and the rest
+	// stream through, and must stay far below what they expand to.
+	const memoryBound = 512 << 20
+	defer func() {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		t.Logf("hostile layers: the runtime took %.0f MiB from the OS at most (bound %d MiB)", float64(m.Sys)/(1<<20), memoryBound>>20)
+		if m.Sys > memoryBound {
+			t.Errorf("the runtime took %d MiB from the OS, more than %d MiB", m.Sys>>20, memoryBound>>20)
+		}
+	}()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			work := t.TempDir()
