@@ -53,8 +53,20 @@ func TestBuildAndBoot(t *testing.T) {
 	t.Run("tools", func(t *testing.T) { checkWithTools(t, disk, rep) })
 	t.Run("squashfs matches tree", func(t *testing.T) { checkRootListing(t, disk, rep, initBin, keelctlPath(keel), cache) })
 
-	// Two boots: the second must read what the first wrote to /var.
-	for boot := 1; boot <= 2; boot++ {
+	// Three boots: each must read what the one before wrote to /var. The
+	// third is of a disk whose primary GPT header is damaged: the firmware
+	// boots from the backup GPT (and rewrites the primary from it).
+	for boot := 1; boot <= 3; boot++ {
+		if boot == 3 {
+			damagePrimaryGPT(t, disk)
+			r, err := inspect.File(disk)
+			if err != nil {
+				t.Fatalf("keel inspect of a disk with a damaged primary GPT: %v", err)
+			}
+			if !strings.Contains(r.GPTWarning, "primary GPT damaged, read from the backup") {
+				t.Errorf("keel inspect of a disk with a damaged primary GPT does not say so: %q", r.GPTWarning)
+			}
+		}
 		var console bytes.Buffer
 		vm, err := qemu.Start(ctx, qemu.Config{Disk: disk, Timeout: 4 * time.Minute, Console: &console})
 		if err != nil {
@@ -92,6 +104,30 @@ func TestBuildAndBoot(t *testing.T) {
 	}
 	if len(r.Entries) != 1 || r.Entries[0].Slot != "a" || r.Entries[0].State != "good" || r.Entries[0].Generation != 1 {
 		t.Errorf("keel inspect entries: %+v", r.Entries)
+	}
+	// OVMF rewrites a damaged primary GPT from the backup (EDK2's
+	// PartitionDxe does), so the third boot left an intact disk.
+	if r.GPTWarning != "" {
+		t.Errorf("after booting, the GPT is still damaged: %s", r.GPTWarning)
+	}
+}
+
+// damagePrimaryGPT flips a bit of the disk GUID in the primary GPT header,
+// which its CRC32 then does not match.
+func damagePrimaryGPT(t *testing.T, disk string) {
+	t.Helper()
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 512+56); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, 512+56); err != nil {
+		t.Fatal(err)
 	}
 }
 
