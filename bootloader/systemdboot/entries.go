@@ -1,6 +1,7 @@
 package systemdboot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,17 +39,25 @@ func ParseName(file string) (slot string, left, done int, counted, ok bool) {
 	}
 	if counted {
 		l, d, hasDone := strings.Cut(counter, "-")
-		var err error
-		if left, err = strconv.Atoi(l); err != nil || left < 0 {
+		var okL, okD bool
+		left, okL = tries(l)
+		done, okD = tries(d)
+		if !okL || hasDone && !okD {
 			return "", 0, 0, false, false
-		}
-		if hasDone {
-			if done, err = strconv.Atoi(d); err != nil || done < 0 {
-				return "", 0, 0, false, false
-			}
 		}
 	}
 	return slot, left, done, counted, true
+}
+
+// tries reads a boot counter as systemd-boot does (parse_number16, at most
+// INT_MAX): digits only. strconv.Atoi would also take "+1" and "-0", which
+// the loader does not count: keel would call bad an entry it boots.
+func tries(s string) (int, bool) {
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	return int(n), err == nil
 }
 
 func validSlot(s string) bool {
@@ -85,35 +94,68 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 	}
 	st := bootloader.EntryState{File: file, TriesDone: done, Counted: counted}
 	st.Slot, st.Tries = slot, left
-	version, hasVersion := "", false
-	for _, line := range strings.Split(string(body), "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
-		v = strings.TrimSpace(v)
-		switch k {
+	version, hasVersion, hasKernel, hasOptions := "", false, false, false
+	for _, kv := range keyValues(body) {
+		switch k, v := kv[0], kv[1]; k {
 		case "title":
 			st.Title = v
 		case "version":
 			version, hasVersion = v, true
 		case "linux":
-			st.Kernel = v
+			st.Kernel, hasKernel = v, true
 		case "initrd":
-			st.Initrd = v
+			st.Initrd = v // the loader loads them all; keel writes one
 		case "options":
-			st.Options = v
+			if hasOptions {
+				st.Options += " " + v // the loader joins them
+			} else {
+				st.Options, hasOptions = v, true
+			}
 		}
 	}
-	if st.Kernel == "" {
+	if !hasKernel || st.Kernel == "" {
 		return bootloader.EntryState{}, fmt.Errorf("%s: %w", file, errLeftover)
 	}
 	if !hasVersion {
 		return bootloader.EntryState{}, fmt.Errorf("%s: %w: no version line", file, ErrDamagedEntry)
 	}
+	// Digits only: the loader orders "+2" as text, keel by number.
 	g, err := strconv.Atoi(version)
-	if err != nil || g <= 0 {
+	if strings.ContainsFunc(version, func(r rune) bool { return r < '0' || r > '9' }) || err != nil || g <= 0 {
 		return bootloader.EntryState{}, fmt.Errorf("%s: %w: version %q is not a generation number", file, ErrDamagedEntry, version)
 	}
 	st.Generation = g
 	return st, nil
+}
+
+// keyValues splits an entry file into keys and values as systemd-boot's
+// line_get_key_value does, so that keel reads the kernel and version the
+// loader boots (and Cleanup never discards, as without a linux line, an
+// entry the loader boots): the file ends at a NUL and lines at \n or \r;
+// blanks are spaces and tabs; a line starting with # is a comment; the key
+// ends at the first blank, the value loses its leading blanks and a pair
+// of enclosing double quotes; a line with no value is skipped.
+func keyValues(b []byte) [][2]string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	var out [][2]string
+	for _, line := range strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.Trim(line, " \t")
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.IndexAny(line, " \t")
+		if i < 0 {
+			continue
+		}
+		k, v := line[:i], strings.TrimLeft(line[i+1:], " \t")
+		if strings.HasPrefix(v, `"`) && strings.HasSuffix(v, `"`) {
+			v = strings.TrimSuffix(v[1:], `"`) // a lone " becomes empty, as in the loader
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out
 }
 
 // Entries lists every well-formed keel entry, newest generation first;

@@ -2,23 +2,17 @@ package fat
 
 import (
 	"bytes"
-	"flag"
-	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"sync"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the fuzz seeds in testdata/fuzz")
-
 // fuzzSize is the device under test: big enough for a real FAT32.
 const fuzzSize = 40 * MiB
 
-// fuzzBase is a formatted volume with a few directories and files. The fuzz
-// input replaces its first bytes (the boot sector, and more if it is
-// longer), so mutated geometry lands on real FAT and directory bytes.
+// fuzzBase is a formatted volume with a few directories and files. A fuzz
+// input changes some of its bytes (fuzzDev), so mutated geometry lands on
+// real FAT and directory bytes.
 var fuzzBase = sync.OnceValues(func() (*memDev, error) {
 	dev := &memDev{size: fuzzSize}
 	fs, err := Format(dev, fuzzSize, FormatOptions{Label: "FUZZ", VolumeID: 1})
@@ -38,31 +32,42 @@ var fuzzBase = sync.OnceValues(func() (*memDev, error) {
 	return dev, nil
 })
 
-// fuzzSeed is the base volume's boot sector.
-func fuzzSeed(t testing.TB) []byte {
-	base, err := fuzzBase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 512)
-	if _, err := base.ReadAt(b, 0); err != nil {
-		t.Fatal(err)
-	}
-	return b
+// fuzzMeta is where FuzzOpen's patches land: the first MiB of the base
+// volume holds its boot sectors, FSInfo, both FATs and the first
+// directory clusters.
+const fuzzMeta = 1 << 20
+
+// fuzzDev is the base volume with an input's changes: p1 written over the
+// first 64 KiB (boot sector, FSInfo, backup boot sector, start of the
+// FAT), p2 anywhere in fuzzMeta, and zeroLen bytes zeroed at zeroOff.
+func fuzzDev(base *memDev, off1 uint16, p1 []byte, off2 uint32, p2 []byte, zeroOff uint32, zeroLen uint16) *memDev {
+	dev := &memDev{base: base, size: fuzzSize}
+	dev.WriteAt(make([]byte, zeroLen), int64(zeroOff%fuzzMeta))
+	dev.WriteAt(p1, int64(off1))
+	dev.WriteAt(p2, int64(off2%fuzzMeta))
+	return dev
 }
 
-// FuzzOpen feeds garbage boot sectors (and FATs) to Open and, when Open
-// accepts them, walks the tree and edits it: errors are fine, panics and
-// hangs are not.
+// FuzzOpen feeds damaged volumes to Open and, when Open accepts them,
+// walks the tree and edits it: errors are fine, panics and hangs are not.
+// An input is changes to a real volume (fuzzDev) rather than its first
+// bytes: the fuzzer minimises every input that finds new coverage, which
+// on 512-byte and 20 KiB inputs, at up to 45 ms an execution, took all of
+// a fresh run.
 func FuzzOpen(f *testing.F) {
-	f.Add(fuzzSeed(f))
-	f.Add(make([]byte, 512))
+	none := []byte{}
+	f.Add(uint16(0), none, uint32(0), none, uint32(0), uint16(0))                                         // the formatted volume
+	f.Add(uint16(0), none, uint32(0), none, uint32(0), uint16(512))                                       // a zero boot sector
+	f.Add(uint16(510), []byte{0x55, 0xaa}, uint32(0), none, uint32(0), uint16(510))                       // only a signature
+	f.Add(uint16(0), none, uint32(0), none, uint32(512), uint16(20<<10))                                  // the FAT says the root cluster is free
+	f.Add(uint16(13), []byte{0}, uint32(0x20), []byte{0xff, 0xff, 0xff, 0xff}, uint32(0), uint16(0))      // no sectors per cluster; a huge sector count
+	f.Add(uint16(512+488), []byte{0, 0, 0, 0}, uint32(16384+8), []byte{2, 0, 0, 0}, uint32(0), uint16(0)) // FSInfo's free count; the root cluster chained to itself
 	base, err := fuzzBase()
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		dev := &memDev{data: data, base: base, size: fuzzSize}
+	f.Fuzz(func(t *testing.T, off1 uint16, p1 []byte, off2 uint32, p2 []byte, zeroOff uint32, zeroLen uint16) {
+		dev := fuzzDev(base, off1, p1, off2, p2, zeroOff, zeroLen)
 		fs, err := Open(dev, fuzzSize, OpenOptions{})
 		if err != nil {
 			return
@@ -94,39 +99,6 @@ func walkAll(fs *FS, dir string, budget *int) {
 			walkAll(fs, p, budget)
 		} else {
 			_, _ = fs.ReadFile(p)
-		}
-	}
-}
-
-// TestFuzzSeeds keeps testdata/fuzz/FuzzOpen in step with the code that
-// makes the seeds; go test -run TestFuzzSeeds -update rewrites them.
-func TestFuzzSeeds(t *testing.T) {
-	seeds := map[string][]byte{
-		"formatted":       fuzzSeed(t),
-		"zero-sector":     make([]byte, 512),
-		"signature-only":  append(make([]byte, 510), 0x55, 0xAA),
-		"truncated-valid": fuzzSeed(t)[:100],
-		"zero-fat":        append(fuzzSeed(t), make([]byte, 20<<10)...), // root cluster free in the FAT
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
-	for name, b := range seeds {
-		file := filepath.Join(dir, name)
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b)
-		if *update {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(file, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("%v (run go test -run TestFuzzSeeds -update)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s is stale: run go test -run TestFuzzSeeds -update", file)
 		}
 	}
 }

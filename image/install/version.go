@@ -1,9 +1,6 @@
 package install
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // CompareVersions orders image versions the way people number releases:
 // runs of digits compare as numbers, everything else as text, left to
@@ -54,23 +51,34 @@ func nextPart(s string) (part, rest string) {
 }
 
 func comparePart(x, y string) int {
-	nx, ex := strconv.ParseUint(x, 10, 64)
-	ny, ey := strconv.ParseUint(y, 10, 64)
+	// A missing part is 0 against anything (1.0 == 1.0.0 < 1.0.1, and
+	// 1.0 > 1.0.beta as 1.0.0 is): with missing parts below text and 0
+	// above it, "." == "0" > "A" > ".", and the order was no order.
+	if x == "" {
+		x = "0"
+	}
+	if y == "" {
+		y = "0"
+	}
+	dx, dy := isDigit(x[0]), isDigit(y[0]) // a part is all digits or none
 	switch {
-	case ex == nil && ey == nil:
-		return cmp(nx, ny)
-	case x == "" && ey == nil:
-		return cmp(0, ny) // 1.0 == 1.0.0
-	case y == "" && ex == nil:
-		return cmp(nx, 0)
-	case x == "":
-		return -1 // 1.0 < 1.0.1
-	case y == "":
-		return 1
-	case ex == nil:
+	case dx && dy:
+		return compareNumbers(x, y)
+	case dx:
 		return 1 // a number beats text: 1.0.1 > 1.0.beta
-	case ey == nil:
+	case dy:
 		return -1
+	}
+	return strings.Compare(x, y)
+}
+
+// compareNumbers compares runs of digits as numbers of any length: parsed
+// into a uint64, a run of 20 digits or more did not fit and sorted as text,
+// below 1.
+func compareNumbers(x, y string) int {
+	x, y = strings.TrimLeft(x, "0"), strings.TrimLeft(y, "0")
+	if len(x) != len(y) {
+		return cmp(uint64(len(x)), uint64(len(y)))
 	}
 	return strings.Compare(x, y)
 }

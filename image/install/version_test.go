@@ -27,6 +27,9 @@ func TestCompareVersions(t *testing.T) {
 		{"2024.11.25", "2024.2.1", 1},
 		{"1.0.1", "1.0.beta", 1},
 		{"1.0a", "1.0b", -1},
+		{"1.0", "1.0.beta", 1},                                  // a missing part is 0, and 0 beats text
+		{"1.0.", "1.0.", 0},                                     // was -1: older than itself
+		{"1.18446744073709551616", "1.18446744073709551615", 1}, // was -1: past uint64, compared as text
 	}
 	for _, tt := range tests {
 		if got := CompareVersions(tt.a, tt.b); got != tt.want {

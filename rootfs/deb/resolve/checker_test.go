@@ -123,24 +123,26 @@ func (m nameSet) satisfiers(alts []dependency.Possibility, arch string) []*deb.P
 }
 
 // checkBase lists the base packages by the rule in Options.Base, from the
-// newest version of each name.
+// newest version of each name: a name is in the base if any stanza of
+// that version is (an index may repeat a version, in any order).
 func checkBase(idx []*deb.Package, o Options) []Request {
-	newest := map[string]*deb.Package{}
+	newest := map[string][]*deb.Package{}
 	for _, p := range idx {
 		if p.Architecture != o.Arch && p.Architecture != "all" {
 			continue
 		}
-		if n := newest[p.Name]; n == nil || version.Compare(p.Version, n.Version) > 0 {
-			newest[p.Name] = p
+		switch n := newest[p.Name]; {
+		case n == nil || version.Compare(p.Version, n[0].Version) > 0:
+			newest[p.Name] = []*deb.Package{p}
+		case version.Compare(p.Version, n[0].Version) == 0:
+			newest[p.Name] = append(n, p)
 		}
 	}
 	var out []Request
-	for name, p := range newest {
-		switch {
-		case o.Base == "":
-		case p.Essential,
-			o.Base != "essential" && p.Priority == "required",
-			o.Base == "important" && p.Priority == "important":
+	for name, ps := range newest {
+		if o.Base != "" && slices.ContainsFunc(ps, func(p *deb.Package) bool {
+			return p.Essential || o.Base != "essential" && p.Priority == "required" || o.Base == "important" && p.Priority == "important"
+		}) {
 			out = append(out, Request{Name: name, Why: "base"})
 		}
 	}

@@ -232,11 +232,21 @@ func baseRequests(ix *index, base string) []Request {
 	}
 	var names []string
 	for name, cs := range ix.byName {
-		p := cs[0].p // the newest version decides
-		if p.Essential ||
-			(base != "essential" && p.Priority == "required") ||
-			(base == "important" && p.Priority == "important") {
-			names = append(names, name)
+		// The newest version decides. An index that reuses it (two stanzas
+		// of one version, which only a hand-made one has) puts the name in
+		// the base if any of them would: taking the first, in the order
+		// byVersionDesc settles such ties in, left out an Essential one.
+		for _, c := range cs {
+			p := c.p
+			if version.Compare(p.Version, cs[0].p.Version) != 0 {
+				break
+			}
+			if p.Essential ||
+				(base != "essential" && p.Priority == "required") ||
+				(base == "important" && p.Priority == "important") {
+				names = append(names, name)
+				break
+			}
 		}
 	}
 	slices.Sort(names)
