@@ -28,7 +28,7 @@ const (
 // abVersion is one build of testdata/ab.yaml.
 type abVersion struct {
 	version string
-	fail    bool // its required service fails: keel-init condemns the boot
+	fail    bool // its required service fails: keel-init judges each boot bad
 	slow    bool // judged healthy only after an hour: the boot is never judged
 }
 
@@ -47,9 +47,10 @@ type abFixture struct {
 // 1-4): keelctl install inside the guest, the boot loader's trial and
 // fallback, blessing by keel-init, rollback, and keel update on the host.
 // One disk goes v1 → v2 (upgrade, still v2 after another boot) → v3 whose
-// required service fails (keel-init condemns it: fallback to v2) → v4 that
-// hangs before its verdict (systemd-boot counts its tries down and falls
-// back to v2 by itself). A fresh v1 disk is updated offline to v2, then
+// required service fails (keel-init records the verdict and reboots, on
+// each of its two tries: fallback to v2) → v4 that hangs before its
+// verdict (systemd-boot counts its tries down the same way and falls back
+// to v2 by itself). A fresh v1 disk is updated offline to v2, then
 // rolled back to v1, the other slot being good there.
 func TestABUpdate(t *testing.T) {
 	h := setUp(t)
@@ -72,7 +73,7 @@ func TestABUpdate(t *testing.T) {
 		// The trial: keel-init judges it from the try counter
 		// systemd-boot reports, and blesses it once app has stayed up.
 		g = f.boot(t, disk, vars, "boot 2")
-		g.expect(`health: judging the boot: [app] must stay up for 5s; try counter: \loader\entries\keel-b+1-1.conf`)
+		g.expect(`health: judging the boot: [app] must stay up for 5s, within 1m35s; try counter: \loader\entries\keel-b+1-1.conf`)
 		g.expect("keel: ready keel-ab 2.0.0 slot=b")
 		g.expect("health: entry blessed")
 		g.contains(g.mustSh("cat /etc/keel-test-version"), "2.0.0")
@@ -97,21 +98,30 @@ func TestABUpdate(t *testing.T) {
 		g.reboot()
 
 		// 3.0.0's app fails every time: keel-init gives up on it,
-		// condemns the entry and reboots by itself.
-		g = f.boot(t, disk, vars, "boot 4")
-		g.expect(`try counter: \loader\entries\keel-a+1-1.conf`)
-		g.expect("keel-ab: app 3.0.0 fails on purpose")
-		g.expect("health: boot is BAD: required service app failed")
-		g.expect("health: entry marked bad")
-		g.waitExit("keel-init: rebooting")
+		// records the verdict and reboots by itself, on each try. It
+		// leaves the entry's name alone: systemd-boot's counter,
+		// decremented before each boot, decides, as for a hang below.
+		for i, try := range []struct{ counter, next string }{
+			{"keel-a+1-1.conf", "1 try left for this entry before the boot loader falls back"},
+			{"keel-a+0-2.conf", "no tries left: the boot loader falls back to the other slot"},
+		} {
+			g = f.boot(t, disk, vars, fmt.Sprintf("boot %d", 4+i))
+			g.expect(`try counter: \loader\entries\` + try.counter)
+			g.expect("keel-ab: app 3.0.0 fails on purpose")
+			g.expect("health: boot is BAD: required service app failed")
+			g.expect("health: verdict recorded in /keel/a/verdict.json")
+			g.expect("health: rebooting: " + try.next)
+			g.waitExit("keel-init: rebooting")
+		}
 
 		// systemd-boot skips the entry with no tries left.
-		g = f.boot(t, disk, vars, "boot 5")
+		g = f.boot(t, disk, vars, "boot 6")
 		g.expect("keel: ready keel-ab 2.0.0 slot=b")
 		g.checkStatus("b", map[string]slotWant{
 			"a": {"3.0.0", 3, "bad"},
 			"b": {"2.0.0", 2, "good"},
 		})
+		g.contains(g.mustSh("keelctl status"), "slot a (bad): trial boot 2 of 2 (generation 3) judged bad by its health check: required service app failed")
 		// Nothing good to go back to.
 		out, status := g.sh("keelctl rollback")
 		if status == 0 {
@@ -133,20 +143,22 @@ func TestABUpdate(t *testing.T) {
 		// systemd-boot's counter, decremented before each boot, is left
 		// to decide.
 		for i, counter := range []string{"keel-a+1-1.conf", "keel-a+0-2.conf"} {
-			g = f.boot(t, disk, vars, fmt.Sprintf("boot %d", 6+i))
+			g = f.boot(t, disk, vars, fmt.Sprintf("boot %d", 7+i))
 			g.expect(`try counter: \loader\entries\` + counter)
 			g.expect("keel: ready keel-ab 4.0.0 slot=a")
 			g.vm.Kill()
 			t.Logf("%s (%s): power cut during the trial, %s", g.name, g.vm.Accel(), time.Since(g.start).Round(time.Second))
 		}
 
-		g = f.boot(t, disk, vars, "boot 8")
+		g = f.boot(t, disk, vars, "boot 9")
 		g.expect("try counter: none")
 		g.expect("keel: ready keel-ab 2.0.0 slot=b")
 		g.checkStatus("b", map[string]slotWant{
 			"a": {"4.0.0", 4, "bad"},
 			"b": {"2.0.0", 2, "good"},
 		})
+		// 3.0.0's record is about generation 3: 4.0.0 has none.
+		g.contains(g.mustSh("keelctl status"), "slot a (bad): no verdict recorded for generation 4: 2 trial boot(s) ended before keel-init recorded one")
 		g.poweroff()
 	})
 

@@ -379,8 +379,9 @@ func (s *sshGuest) waitExit() {
 // TestSystemdAB is issue 7's check 5: in a systemd image, an update
 // installed by keelctl boots as a trial that systemd-bless-boot blesses
 // once the required units stayed up (keel-health.service before
-// boot-complete.target); an update whose required unit fails is marked bad
-// by keel-boot-failed.service, which reboots, and the loader falls back.
+// boot-complete.target); an update whose required unit fails is rebooted
+// by keel-boot-failed.service, on each of its tries (2), and the loader
+// falls back.
 func TestSystemdAB(t *testing.T) {
 	h := setUp(t, "ssh", "ssh-keygen")
 	dir := t.TempDir()
@@ -462,28 +463,26 @@ func TestSystemdAB(t *testing.T) {
 	}
 	s.reboot()
 
-	// v3's app fails: keel-health fails, keel-boot-failed marks the entry
-	// bad and reboots, by itself.
+	// v3's app fails: keel-health fails, keel-boot-failed reboots, by
+	// itself, on each of the entry's two tries; systemd-boot's counter
+	// decides, as for keel-init.
 	// The same machine as the other boots (a NIC too): the firmware's boot
 	// entries name the disk by its PCI slot.
-	var console bytes.Buffer
-	vm, err := qemu.Start(h.ctx, qemu.Config{Disk: disk, ExtraDisks: extra, VarsCopy: vars, Timeout: 8 * time.Minute, Console: &console,
-		Network: true, Forwards: []qemu.Forward{{HostPort: freePort(t), GuestPort: 22}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(vm.Kill)
-	select {
-	case <-vm.Done():
-	case <-time.After(7 * time.Minute):
-		t.Fatalf("v3 trial: the guest did not reboot by itself\n%s", strings.Join(vm.Tail(40), "\n"))
-	}
-	vm.Wait()
-	// systemd cuts unit descriptions to the console's width.
-	for _, want := range []string{"Failed to start \x1b[0;1;39mkeel-healt", "Dependency failed for \x1b[0;1;39mboot"} {
-		if !strings.Contains(console.String(), want) {
-			t.Errorf("v3 trial: the console lacks %q:\n%s", want, console.String())
+	for try := 1; try <= 2; try++ {
+		start := time.Now()
+		vm, err := qemu.Start(h.ctx, qemu.Config{Disk: disk, ExtraDisks: extra, VarsCopy: vars, Timeout: 8 * time.Minute,
+			Network: true, Forwards: []qemu.Forward{{HostPort: freePort(t), GuestPort: 22}}})
+		if err != nil {
+			t.Fatal(err)
 		}
+		t.Cleanup(vm.Kill)
+		select {
+		case <-vm.Done():
+		case <-time.After(7 * time.Minute):
+			t.Fatalf("v3 trial %d: the guest did not reboot by itself\n%s", try, strings.Join(vm.Tail(40), "\n"))
+		}
+		vm.Wait()
+		t.Logf("v3 trial %d (%s): rebooted by itself after %v", try, vm.Accel(), time.Since(start).Round(time.Second))
 	}
 
 	// The loader falls back to v2.
@@ -492,9 +491,24 @@ func TestSystemdAB(t *testing.T) {
 		t.Fatalf("after the failed trial: booted %q, want 2.0.0", out)
 	}
 	status(s, "booted: slot b")
-	// The journal is on /var: the failed trial's is there.
-	if out := s.mustRun("journalctl -b -1 --no-pager -u keel-boot-failed.service"); !strings.Contains(out, "Mark this failed trial boot bad") {
-		t.Errorf("keel-boot-failed.service did not run in the failed trial:\n%s", out)
+	// The journal is on /var: both failed trials' are there (boots -2 and
+	// -1). It, not the console, says what rebooted them: in a run under
+	// load the console showed neither the failure nor keel-boot-failed
+	// starting (systemd's status lines there are not a record); the
+	// journal has both.
+	for _, b := range []string{"-2", "-1"} {
+		out := s.mustRun("journalctl -b " + b + " --no-pager -o cat -u keel-health.service -u keel-boot-failed.service")
+		for _, want := range []string{"Failed to start keel-health.service", "Reboot this failed trial boot"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the journal of boot %s (a v3 trial) lacks %q:\n%s", b, want, out)
+			}
+		}
+	}
+	// keel-init only records initrd failures here: the health check's
+	// verdict is in the journal, and keelctl status says so.
+	if out := s.mustRun("keelctl status"); !strings.Contains(out, "slot a (bad): no verdict recorded for generation 3: 2 trial boot(s)") ||
+		!strings.Contains(out, "a failed keel-health.service") {
+		t.Errorf("keelctl status does not say why slot a is bad:\n%s", out)
 	}
 	out := s.mustRun("keelctl status --json")
 	for _, w := range []string{`"slot":"a"`, `"version":"3.0.0"`, `"state":"bad"`} {

@@ -8,6 +8,7 @@ import (
 	"keel/bootloader"
 	"keel/bootloader/espdir"
 	"keel/bootloader/systemdboot"
+	"keel/image/verdict"
 )
 
 // TestMarkEntry renames the entry LoaderBootCountPath names, as blessing
@@ -48,6 +49,61 @@ func TestMarkEntry(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(ents, tt.want)); err != nil {
 				ls, _ := os.ReadDir(ents)
 				t.Errorf("want %s: %v (%v)", tt.want, err, ls)
+			}
+		})
+	}
+}
+
+// TestRecordVerdictOn writes a trial boot's verdict for the generation of
+// the entry LoaderBootCountPath names.
+func TestRecordVerdictOn(t *testing.T) {
+	tests := []struct {
+		name      string
+		file      string // the entry on the ESP
+		countPath string
+		want      verdict.Record // zero if an error is expected
+	}{
+		{"first of two tries", "keel-b+1-1.conf", `\loader\entries\keel-b+1-1.conf`,
+			verdict.Record{Slot: "b", Generation: 7, Entry: "keel-b+1-1.conf", Boot: 1, TriesLeft: 1, Result: verdict.Bad, Stage: verdict.StageInitrd, Reason: "no root"}},
+		{"last try", "keel-a+0-3.conf", `\loader\entries\keel-a+0-3.conf`,
+			verdict.Record{Slot: "a", Generation: 7, Entry: "keel-a+0-3.conf", Boot: 3, TriesLeft: 0, Result: verdict.Bad, Stage: verdict.StageInitrd, Reason: "no root"}},
+		{"not counted", "keel-b.conf", `\loader\entries\keel-b.conf`, verdict.Record{}},
+		{"entry gone", "keel-b+1-1.conf", `\loader\entries\keel-b+0-2.conf`, verdict.Record{}},
+		{"not keel's", "keel-b+1-1.conf", `\loader\entries\debian+1-1.conf`, verdict.Record{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ents := filepath.Join(dir, "loader", "entries")
+			slot, _, _, _, _ := systemdboot.ParseName(tt.file)
+			for _, d := range []string{ents, filepath.Join(dir, "keel", slot)} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			body := systemdboot.FormatEntry(bootloader.Entry{Slot: slot, Title: "t", Generation: 7, Kernel: "/keel/" + slot + "/vmlinuz", Initrd: "/keel/" + slot + "/initrd"})
+			if err := os.WriteFile(filepath.Join(ents, tt.file), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			esp := espdir.Dir{Root: dir}
+			_, err := recordVerdictOn(esp, tt.countPath, verdict.Bad, verdict.StageInitrd, "no root")
+			if tt.want == (verdict.Record{}) {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := verdict.Read(esp, tt.want.Slot)
+			if err != nil || got != tt.want {
+				t.Errorf("recorded %+v, %v; want %+v", got, err, tt.want)
+			}
+			// The entry is not renamed: the loader's counter decides.
+			if _, err := os.Stat(filepath.Join(ents, tt.file)); err != nil {
+				t.Errorf("the entry: %v", err)
 			}
 		})
 	}

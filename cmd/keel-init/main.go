@@ -50,6 +50,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"keel/image/verdict"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -65,20 +67,25 @@ func main() {
 		con.logf("must run as PID 1: the initrd's /init, or /sbin/init in a keel rootfs")
 		os.Exit(2)
 	}
+	initrd := inInitramfs()
+	stage := verdict.StageInit
+	if initrd {
+		stage = verdict.StageInitrd
+	}
 	// A panic would end PID 1 and with it the kernel: turn it into the
 	// usual fatal path, which says what happened on the console.
 	defer func() {
 		if r := recover(); r != nil {
-			fatal(con, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+			fatal(con, stage, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
 	var err error
-	if inInitramfs() {
+	if initrd {
 		err = initrdMain(con)
 	} else {
 		err = pid1Main(con)
 	}
-	fatal(con, err)
+	fatal(con, stage, err)
 }
 
 // inInitramfs reports whether keel-init runs as the initrd's /init: the
@@ -96,16 +103,39 @@ func inInitramfs() bool {
 	return st.Type == unix.RAMFS_MAGIC || st.Type == unix.TMPFS_MAGIC
 }
 
-// fatal is the end of a boot that cannot go on. PID 1 must not exit (the
-// kernel would panic, and with panic=-1 reboot in a loop, the message
-// scrolled away): print, leave time to read it, and power off.
-func fatal(con *console, err error) {
+// Delays before the end of a boot that cannot go on, to read why.
+const (
+	fatalPoweroffDelay = 10 * time.Second
+	fatalRebootDelay   = 5 * time.Second
+)
+
+// fatal is the end of a boot that cannot go on; stage says where it
+// failed (image/verdict). PID 1 must not exit: the kernel would panic and,
+// with panic=-1, reboot at once, the message scrolled away.
+//
+// On a trial boot (systemd-boot counts its tries) the verdict is recorded
+// on the ESP where it can be, and the machine reboots: the loader's try
+// counter then decides, so a new slot that cannot even reach its services
+// falls back within update.tries boots, as one that fails its health
+// check does. Any other boot prints, leaves time to read it, and powers
+// off rather than fail again in a loop.
+func fatal(con *console, stage string, err error) {
 	con.logf("FATAL: %v", err)
-	con.logf("powering off in 10 seconds")
-	time.Sleep(10 * time.Second)
-	unix.Sync()
-	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
-		con.logf("power off: %v", err)
+	if countPath := trialCountPath(con); countPath != "" {
+		recordFatal(con, countPath, stage, err)
+		con.logf("rebooting in %v, a trial boot: %s", fatalRebootDelay, fallbackNote(countPath))
+		time.Sleep(fatalRebootDelay)
+		unix.Sync()
+		if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+			con.logf("reboot: %v", err)
+		}
+	} else {
+		con.logf("powering off in %v", fatalPoweroffDelay)
+		time.Sleep(fatalPoweroffDelay)
+		unix.Sync()
+		if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+			con.logf("power off: %v", err)
+		}
 	}
 	for {
 		time.Sleep(time.Hour)

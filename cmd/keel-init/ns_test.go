@@ -73,7 +73,7 @@ func TestPID1InNamespaces(t *testing.T) {
 			health:  `{"require": ["reboot"], "grace": "200ms"}`,
 			wantSig: syscall.SIGHUP,
 			wantText: []string{
-				"keel-init: health: judging the boot: [reboot] must stay up for 200ms; try counter: none\n",
+				"keel-init: health: judging the boot: [reboot] must stay up for 200ms, within 1m30.2s; try counter: none\n",
 				"keel: ready keel-test 1.2.3 slot=",
 				"keel-init: health: boot is good: reboot up for 200ms; entry none (no try counter: not a trial boot)\n",
 				"keel-init: reboot requested\n", "keel-init: rebooting\n",

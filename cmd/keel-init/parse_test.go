@@ -151,12 +151,16 @@ func TestLookupUser(t *testing.T) {
 	passwd := `root:x:0:0:root:/root:/bin/sh
 www:x:33:33:www-data:/var/www:/usr/sbin/nologin
 bad:x:notanumber:1::/:/bin/sh
+short:x:5:5
+ingroup:x:50:50::/:/bin/sh
 `
 	group := `root:x:0:
 www:x:33:
 video:x:44:www,other
 audio:x:29:other
 wheel:x:10:root,www
+broken:x:4O:ingroup
+alsobroken:x::nobody-here
 `
 	for _, tc := range []struct {
 		name    string
@@ -166,7 +170,10 @@ wheel:x:10:root,www
 		{name: "root", want: account{Name: "root", Home: "/root"}},
 		{name: "www", want: account{Name: "www", UID: 33, GID: 33, Groups: []uint32{44, 10}, Home: "/var/www"}},
 		{name: "nobody", wantErr: "not in /etc/passwd"},
-		{name: "bad", wantErr: "bad uid"},
+		{name: "bad", wantErr: "/etc/passwd:3: bad uid"},
+		{name: "short", wantErr: "/etc/passwd:4: 4 fields"},
+		// A damaged group line is an error for its members only.
+		{name: "ingroup", wantErr: "/etc/group:6: bad gid of group broken"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := lookupUser(tc.name, strings.NewReader(passwd), strings.NewReader(group))

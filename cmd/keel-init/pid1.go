@@ -104,6 +104,9 @@ func pid1Main(con *console) error {
 		}
 	}()
 	act := sup.run(requests)
+	if judge != nil {
+		judge.stop()
+	}
 	shutdown(con, act)
 	return errors.New("shutdown returned")
 }
@@ -169,16 +172,8 @@ func setUpHealth(con *console, reboot func()) *healthJudge {
 	if !ok {
 		return nil
 	}
-	countPath := ""
-	if fi, err := os.Stat(efivarsDir); err == nil && fi.IsDir() {
-		if _, err := mountAPI(mountEFIVars); err != nil {
-			con.logf("WARNING: %v", err)
-		}
-		if countPath, err = readEFIStringVar(efivarsDir, loaderBootCountPathVar); err != nil {
-			con.logf("WARNING: %v", err)
-		}
-	}
-	con.logf("health: judging the boot: %v must stay up for %v; try counter: %s",
-		h.Require, h.EffectiveGrace(), firstNonEmpty(countPath, "none"))
+	countPath := trialCountPath(con)
+	con.logf("health: judging the boot: %v must stay up for %v, within %v; try counter: %s",
+		h.Require, h.EffectiveGrace(), h.Deadline(), firstNonEmpty(countPath, "none"))
 	return newHealthJudge(h, countPath, espBlesser{}, con.logf, reboot)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,21 +42,22 @@ func actionFor(o services.OnExit) action {
 	return 0
 }
 
-// eventKind is what the supervisor tells an observer (the ready line now;
-// boot blessing later: "up" of every required service for the grace
-// period marks the boot good, "gave up" of one marks it bad).
+// eventKind is what the supervisor tells an observer: the ready line, and
+// the health judge ("up" of every required service for the grace period
+// makes the boot good, "gave up" of one makes it bad).
 type eventKind int
 
 const (
 	evUp     eventKind = iota + 1 // ran for UpAfter, or finished successfully for good
 	evExited                      // a run ended (it may be restarted)
-	evGaveUp                      // restart budget spent; it stays down
+	evGaveUp                      // failed and stays down: restart budget spent, or its policy does not restart it
 	evReady                       // every service is up (once per boot)
 )
 
 type event struct {
 	Kind    eventKind
 	Service string
+	Detail  string // evGaveUp: how it failed, for people
 }
 
 // procs is the supervisor's window on processes, so that tests can run it
@@ -145,9 +147,11 @@ func (s *supervisor) after(d time.Duration, ev timerEvent) {
 	time.AfterFunc(d, func() { s.post(ev) })
 }
 
-func (s *supervisor) emit(k eventKind, name string) {
+// emit tells the observer, synchronously: what it does about the event
+// (a verdict) is done before the supervisor acts on the service's exit.
+func (s *supervisor) emit(k eventKind, name, detail string) {
 	if s.notify != nil {
-		s.notify(event{k, name})
+		s.notify(event{k, name, detail})
 	}
 }
 
@@ -168,8 +172,15 @@ func (s *supervisor) run(requests <-chan action) action {
 	for act == 0 {
 		select {
 		case a := <-requests:
-			s.logf("%s requested", a)
 			act = a
+			if s.pending != 0 {
+				// A service's on_exit decided first; it only waits for
+				// the ready line.
+				s.logf("%s requested while %s (on_exit) waits: %s goes first", a, s.pending, s.pending)
+				act = s.pending
+			} else {
+				s.logf("%s requested", a)
+			}
 		case ev := <-s.events:
 			act = s.handle(ev)
 		}
@@ -196,7 +207,7 @@ func (s *supervisor) handle(ev any) action {
 		case tUpCheck:
 			if ev.s.pid != 0 && !ev.s.up {
 				ev.s.up = true
-				s.emit(evUp, ev.s.svc.Name)
+				s.emit(evUp, ev.s.svc.Name, "")
 				s.checkReady()
 				return s.pendingIfReady()
 			}
@@ -235,7 +246,7 @@ func (s *supervisor) afterExit(st *svcState, pid int, es exitStatus) action {
 	if pid != 0 {
 		name += " (pid " + strconv.Itoa(pid) + ")"
 	}
-	s.emit(evExited, st.svc.Name)
+	s.emit(evExited, st.svc.Name, "")
 	d := st.restarter.next(st.svc.RestartPolicy(), es, time.Now(), s.t)
 	switch {
 	case d.Restart:
@@ -245,15 +256,19 @@ func (s *supervisor) afterExit(st *svcState, pid int, es exitStatus) action {
 		return 0
 	case d.GaveUp:
 		s.logf("%s %v; FAILED: restarted %d times within %v, giving up", name, es, d.Count, s.t.BudgetWindow)
-		s.emit(evGaveUp, st.svc.Name)
+		s.emit(evGaveUp, st.svc.Name, fmt.Sprintf("%v; restarted %d times within %v, given up", es, d.Count, s.t.BudgetWindow))
 	default:
 		s.logf("%s %v; not restarting (restart=%s)", name, es, st.svc.RestartPolicy())
 		if es.success() {
 			// A one-shot that finished its job counts as up, for good
 			// (for the health judge too, which saw the exit).
 			st.up = true
-			s.emit(evUp, st.svc.Name)
+			s.emit(evUp, st.svc.Name, "")
 			s.checkReady()
+		} else {
+			// Gone for good after a failure: for the health judge as
+			// final as a spent budget, and judged before on_exit acts.
+			s.emit(evGaveUp, st.svc.Name, fmt.Sprintf("%v; not restarted (restart=%s)", es, st.svc.RestartPolicy()))
 		}
 	}
 	act := actionFor(st.svc.OnExit)
@@ -288,7 +303,7 @@ func (s *supervisor) checkReady() {
 		}
 	}
 	s.ready = true
-	s.emit(evReady, "")
+	s.emit(evReady, "", "")
 }
 
 // stopAll sends SIGTERM to every running service's process group, waits up

@@ -156,7 +156,7 @@ func TestSupervisor(t *testing.T) {
 			name:    "long-running services are up, then stopped by a request",
 			svcs:    []services.Service{svc("a", "", ""), svc("b", services.Always, "")},
 			script:  map[string]func(int) behaviour{"a": always(forever()), "b": always(forever())},
-			request: actReboot, requestAfter: 150 * time.Millisecond,
+			request: actReboot, requestAfter: 600 * time.Millisecond,
 			check: func(t *testing.T, r result, f *fakeProcs) {
 				if r.act != actReboot {
 					t.Errorf("action %v", r.act)
@@ -184,7 +184,7 @@ func TestSupervisor(t *testing.T) {
 			name:    "crash loop: restarted up to the budget, then given up",
 			svcs:    []services.Service{svc("crash", services.Always, "")},
 			script:  map[string]func(int) behaviour{"crash": always(exits(0, 1))},
-			request: actPoweroff, requestAfter: 300 * time.Millisecond,
+			request: actPoweroff, requestAfter: 1200 * time.Millisecond,
 			check: func(t *testing.T, r result, f *fakeProcs) {
 				if n := f.runCount("crash"); n != 1+testTiming.BudgetCount {
 					t.Errorf("%d runs, want %d", n, 1+testTiming.BudgetCount)
@@ -198,7 +198,7 @@ func TestSupervisor(t *testing.T) {
 			name:    "always restarts after a clean exit too",
 			svcs:    []services.Service{svc("a", services.Always, "")},
 			script:  map[string]func(int) behaviour{"a": func(n int) behaviour { return map[bool]behaviour{true: exits(0, 0), false: forever()}[n == 1] }},
-			request: actPoweroff, requestAfter: 150 * time.Millisecond,
+			request: actPoweroff, requestAfter: 600 * time.Millisecond,
 			check: func(t *testing.T, r result, f *fakeProcs) {
 				if f.runCount("a") != 2 || count(r.events, evReady, "") != 1 {
 					t.Errorf("%d runs, events %v", f.runCount("a"), r.events)
@@ -209,7 +209,7 @@ func TestSupervisor(t *testing.T) {
 			name:    "on-failure: a failure is restarted, a success is not and counts as up",
 			svcs:    []services.Service{svc("job", services.OnFailure, "")},
 			script:  map[string]func(int) behaviour{"job": func(n int) behaviour { return exits(time.Millisecond, 2-n) }},
-			request: actPoweroff, requestAfter: 150 * time.Millisecond,
+			request: actPoweroff, requestAfter: 600 * time.Millisecond,
 			check: func(t *testing.T, r result, f *fakeProcs) {
 				if f.runCount("job") != 2 {
 					t.Errorf("%d runs, want 2", f.runCount("job"))
@@ -261,6 +261,36 @@ func TestSupervisor(t *testing.T) {
 			check: func(t *testing.T, r result, f *fakeProcs) {
 				if r.act != actPoweroff || f.runCount("missing") != 1 {
 					t.Errorf("action %v, runs %d", r.act, f.runCount("missing"))
+				}
+			},
+		},
+		{
+			name:    "a failure that is not restarted is given up on, saying how",
+			svcs:    []services.Service{svc("job", services.Never, ""), svc("daemon", "", "")},
+			script:  map[string]func(int) behaviour{"job": always(exits(time.Millisecond, 3)), "daemon": always(forever())},
+			request: actPoweroff, requestAfter: 400 * time.Millisecond,
+			check: func(t *testing.T, r result, f *fakeProcs) {
+				i := slices.IndexFunc(r.events, func(e event) bool { return e.Kind == evGaveUp })
+				if i < 0 || r.events[i].Service != "job" || r.events[i].Detail != "exited with status 3; not restarted (restart=never)" {
+					t.Errorf("events %+v: want job given up on", r.events)
+				}
+				if count(r.events, evUp, "job") != 0 || count(r.events, evReady, "") != 0 {
+					t.Errorf("events %+v: a failed job is not up", r.events)
+				}
+			},
+		},
+		{
+			name: "a request while on_exit waits for the ready line: on_exit goes first",
+			svcs: []services.Service{svc("slow", "", ""), svc("test", services.Never, services.Poweroff)},
+			script: map[string]func(int) behaviour{
+				"slow": always(behaviour{exitAfter: -1}),
+				"test": always(exits(0, 1)),
+			},
+			// Before UpAfter: slow is not up, so the poweroff waits.
+			request: actReboot, requestAfter: 10 * time.Millisecond,
+			check: func(t *testing.T, r result, f *fakeProcs) {
+				if r.act != actPoweroff {
+					t.Errorf("action %v, want poweroff", r.act)
 				}
 			},
 		},

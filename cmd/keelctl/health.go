@@ -26,7 +26,8 @@ for --grace. Exit 0 when they all did; exit 1 as soon as one failed, stopped
 or restarted, naming it. In a systemd image keel-health.service runs this
 before boot-complete.target, so systemd-bless-boot only blesses a trial
 boot whose required units stayed up; on failure keel-boot-failed.service
-marks the entry bad and reboots into the other slot.`,
+reboots, and the entry's try counter decides: after update.tries failed
+boots the loader falls back to the other slot.`,
 		Example: "  keelctl health --grace 10s ssh.service app.service",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {

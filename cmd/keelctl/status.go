@@ -8,12 +8,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"keel/image/install"
+	"keel/image/verdict"
 )
 
 // statusJSON is keelctl status --json.
 type statusJSON struct {
-	Booted string               `json:"booted"`
-	Slots  []install.SlotStatus `json:"slots"`
+	Booted   string               `json:"booted"`
+	Slots    []install.SlotStatus `json:"slots"`
+	Verdicts []verdict.Record     `json:"verdicts,omitempty"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -25,7 +27,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 build id), its entry's generation and its state: good (blessed), trial (with
 the tries left before the loader falls back), bad (no tries left), or none
 (no entry: empty, or being written). The loader boots the newest good or
-trial generation.`,
+trial generation. Under the table, a slot that is bad or on trial says what
+is known of why: the verdict keel-init recorded on its last trial boot
+(/keel/SLOT/verdict.json on the ESP), or that none was recorded.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sys, err := openSystem(g, false)
@@ -37,11 +41,12 @@ trial generation.`,
 			if err != nil {
 				return err
 			}
+			v := readVerdicts(sys.ESP, st)
 			w := cmd.OutOrStdout()
 			if asJSON {
 				e := json.NewEncoder(w)
 				e.SetIndent("", "  ")
-				return e.Encode(statusJSON{Booted: sys.Booted, Slots: st})
+				return e.Encode(statusJSON{Booted: sys.Booted, Slots: st, Verdicts: v.Records})
 			}
 			fmt.Fprintf(w, "booted: slot %s\n", sys.Booted)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -57,7 +62,13 @@ trial generation.`,
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", slot, dash(s.Name+" "+s.Version), dash(itoaNZ(s.Generation)), state, dash(s.BuildID), dash(s.Entry))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, n := range v.Notes {
+				fmt.Fprintln(w, n)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

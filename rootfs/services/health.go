@@ -20,9 +20,17 @@ const HealthFile = "/etc/keel/health.json"
 // DefaultGrace is how long required services must stay up when Grace is 0.
 const DefaultGrace = 10 * time.Second
 
+// StartTimeout is how long beyond the grace period a boot may take to
+// become healthy: a boot not healthy by Deadline is bad, even if no
+// required service has failed for good (one that keeps restarting within
+// its budget never passes). keel-health.service in a systemd image has
+// the same limit (its TimeoutStartSec).
+const StartTimeout = 90 * time.Second
+
 // Health says when a boot is healthy: every Require'd service has stayed
-// up for Grace. A required service that spends its restart budget first
-// makes the boot bad. In JSON:
+// up for Grace. A required service that fails for good first (its restart
+// budget spent, or its restart policy does not restart it), or a boot
+// still not healthy at Deadline, makes the boot bad. In JSON:
 //
 //	{"require": ["web", "db"], "grace": "10s"}
 type Health struct {
@@ -73,6 +81,10 @@ func (h Health) EffectiveGrace() time.Duration {
 	}
 	return h.Grace
 }
+
+// Deadline is how long after the services start the boot must be
+// healthy: the grace period plus StartTimeout.
+func (h Health) Deadline() time.Duration { return h.EffectiveGrace() + StartTimeout }
 
 // WriteHealth adds HealthFile to t. Every required service must be one of
 // svcs, so a typo cannot make every boot bad.

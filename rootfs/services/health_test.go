@@ -52,6 +52,15 @@ func TestHealthDefaultsAndErrors(t *testing.T) {
 	if err != nil || h.EffectiveGrace() != DefaultGrace {
 		t.Errorf("no grace: %+v, %v", h, err)
 	}
+	for _, tc := range []struct{ grace, deadline time.Duration }{
+		{0, DefaultGrace + StartTimeout},
+		{5 * time.Second, 95 * time.Second},
+		{time.Hour, time.Hour + 90*time.Second},
+	} {
+		if got := (Health{Grace: tc.grace}).Deadline(); got != tc.deadline {
+			t.Errorf("grace %v: deadline %v, want %v", tc.grace, got, tc.deadline)
+		}
+	}
 	for doc, want := range map[string]string{
 		`{"require":["a"],"grace":"soon"}`: "grace",
 		`{"require":["a"],"grace":"-1s"}`:  "grace",

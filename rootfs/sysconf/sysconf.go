@@ -569,8 +569,10 @@ func requiredUnit(p *profiles.Profile, r string) (unit string, isUnit bool) {
 // (pulled in by its generator only when systemd-boot counts this boot)
 // requires boot-complete.target; keel-health.service is required by that
 // target and passes once every required unit has stayed up for the grace
-// period. When it fails, keel-boot-failed.service marks the entry bad and
-// reboots, so the boot loader falls back at once, as keel-init does.
+// period. When it fails, keel-boot-failed.service reboots, leaving the
+// entry's try counter (decremented by systemd-boot before each boot) to
+// decide: the update gets update.tries boots, whether they fail their
+// health check or hang, as under keel-init.
 func health(w *writer, p *profiles.Profile, enable Enabler) error {
 	req := p.Update.Health.Require
 	if len(req) == 0 {
@@ -590,9 +592,11 @@ func health(w *writer, p *profiles.Profile, enable Enabler) error {
 		}
 	}
 	grace := time.Duration(p.Update.Health.Grace)
-	// keelctl health ends about one poll after the grace period; systemd
-	// would otherwise kill it after its default 90s start timeout and fail
-	// a healthy boot whose grace is longer.
+	// keelctl health ends about one poll after the grace period. The
+	// start timeout is keel-init's deadline too (rootfs/services
+	// StartTimeout, 90s, beyond the grace): a boot not healthy by then is
+	// bad under either init, and a healthy boot whose grace is longer than
+	// systemd's default 90s is not killed.
 	timeout := (grace + 90*time.Second + time.Second - 1) / time.Second
 	list := strings.Join(units, " ")
 	h := fmt.Sprintf(`# Written by keel from the profile's update.health.
@@ -615,16 +619,19 @@ RequiredBy=boot-complete.target
 		execLine(append([]string{KeelctlPath, "health", "--grace", grace.String()}, units...)))
 	// The actions are unit settings: in [Service] systemd 252 ignores
 	// SuccessAction=, and the machine would not reboot.
+	// It does not run systemd-bless-boot bad: that would end the trial at
+	// its first failure. keelctl status only puts the entries the loader
+	// will see into the journal.
 	f := `# Written by keel: a trial boot that failed its health check.
 [Unit]
-Description=Mark this failed trial boot bad and reboot
+Description=Reboot this failed trial boot (the boot loader's try counter decides)
 DefaultDependencies=no
 SuccessAction=reboot
 FailureAction=reboot
 
 [Service]
 Type=oneshot
-ExecStart=` + bless + ` bad
+ExecStart=` + KeelctlPath + ` status
 `
 	if err := w.file("/etc/systemd/system/"+HealthUnit, 0o644, h); err != nil {
 		return err

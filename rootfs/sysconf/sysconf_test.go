@@ -745,14 +745,14 @@ RequiredBy=boot-complete.target
 
 const bootFailedUnit = `# Written by keel: a trial boot that failed its health check.
 [Unit]
-Description=Mark this failed trial boot bad and reboot
+Description=Reboot this failed trial boot (the boot loader's try counter decides)
 DefaultDependencies=no
 SuccessAction=reboot
 FailureAction=reboot
 
 [Service]
 Type=oneshot
-ExecStart=/usr/lib/systemd/systemd-bless-boot bad
+ExecStart=/usr/bin/keelctl status
 `
 
 func TestHealth(t *testing.T) {
@@ -807,7 +807,7 @@ RequiredBy=boot-complete.target
 `}},
 		{name: "bless-boot in /lib", profile: app, tree: []piece{unmerged},
 			want: map[string]string{
-				"/etc/systemd/system/keel-boot-failed.service": strings.Replace(bootFailedUnit, "/usr/lib/", "/lib/", 1),
+				"/etc/systemd/system/keel-boot-failed.service": bootFailedUnit,
 			}},
 		{name: "no systemd-bless-boot", profile: app, tree: []piece{mergedUsr, systemdInit, {{path: "/usr/bin/keelctl", body: "x"}}},
 			field: "update.health.require", msg: "needs systemd-bless-boot: add the systemd-boot package"},
@@ -1185,7 +1185,7 @@ func TestSystemdParses(t *testing.T) {
 	if got := units[HealthUnit].exec["ExecStart"]; len(got) != 1 || !slices.Equal(got[0], []string{KeelctlPath, "health", "--grace", "10s", "awkward.service", "ssh.service"}) {
 		t.Errorf("%s ExecStart: %q", HealthUnit, got)
 	}
-	if got := units[BootFailedUnit].exec["ExecStart"]; len(got) != 1 || !slices.Equal(got[0], []string{"/usr/lib/systemd/systemd-bless-boot", "bad"}) {
+	if got := units[BootFailedUnit].exec["ExecStart"]; len(got) != 1 || !slices.Equal(got[0], []string{KeelctlPath, "status"}) {
 		t.Errorf("%s ExecStart: %q", BootFailedUnit, got)
 	}
 	keygen := units[SSHKeygenUnit].exec["ExecStart"]
