@@ -28,6 +28,11 @@
 //     matches loader.conf's "default" glob, case-insensitively; else the
 //     first entry.
 //
+// These rules are written here afresh, not taken from bootloader/systemdboot
+// (whose ParseName and ParseEntry read the same files for keelctl): a
+// checker that shared the code it checks would share its bugs, and this one
+// must also judge names and files keel never writes.
+//
 // What firmware reads is read here with keel's FAT reader (image/fat),
 // which follows the same on-disk rules (long names checked against their
 // short entry, case-insensitive lookup); a file it cannot read, for
