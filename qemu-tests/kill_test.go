@@ -84,9 +84,9 @@ func TestKill(t *testing.T) {
 		typed := time.Now()
 		drawn := window
 		delay := time.Duration(rng.Int64N(int64(drawn)))
-		if took, done := g.watch(delay); done {
+		if took, status := g.watch(delay); status == 0 {
 			// The machine's speed changes (other VMs, builds): the
-			// window follows the last install seen to its end.
+			// window follows the last install seen to succeed.
 			window = took * 6 / 5
 		}
 		time.Sleep(time.Until(typed.Add(delay)))
@@ -239,23 +239,24 @@ func (g *guest) send(cmd string) string {
 	return begin
 }
 
-// watch waits up to d for the command typed last to end, and says how long
-// it took if it did.
-func (g *guest) watch(d time.Duration) (time.Duration, bool) {
+// watch waits up to d for the command typed last to end, and returns how
+// long it took and its exit status; -1 if it had not ended.
+func (g *guest) watch(d time.Duration) (time.Duration, int) {
 	g.t.Helper()
 	if d <= 0 {
-		return 0, false
+		return 0, -1
 	}
 	start := time.Now()
-	end := regexp.MustCompile(fmt.Sprintf(`^@@end-%d \d+ @@`, g.n))
-	_, err := g.vm.ExpectRegexp(g.f.h.ctx, end, d)
+	end := regexp.MustCompile(fmt.Sprintf(`^@@end-%d (\d+) @@`, g.n))
+	line, err := g.vm.ExpectRegexp(g.f.h.ctx, end, d)
 	if errors.Is(err, qemu.ErrTimeout) {
-		return 0, false
+		return 0, -1
 	}
 	if err != nil {
 		g.fatalf("%v", err)
 	}
-	return time.Since(start), true
+	status, _ := strconv.Atoi(end.FindStringSubmatch(line)[1])
+	return time.Since(start), status
 }
 
 // installStages are what keelctl install prints as it goes, in order,

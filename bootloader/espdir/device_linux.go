@@ -94,6 +94,16 @@ func uevent(dir string) map[string]string {
 // Mount mounts the vfat ESP dev at dir with dirsync (directory changes are
 // written synchronously: DESIGN §4 measured that this keeps renames from
 // losing entries), unless something is mounted there already.
+//
+// It also mounts with errors=continue. Linux's fsync of a vfat file writes
+// its directory entry (size, first cluster) before its FAT chain, so a
+// power cut there leaves a file whose size runs past its chain (seen in
+// qemu-tests' TestKill: /keel/b/vmlinuz.tmp, cut at 8 MB written, chain
+// 2.6 MB). Reading it is an I/O error, and with the default
+// errors=remount-ro the whole ESP turns read-only for the boot: the
+// leftover cannot be removed, no install can run and no trial can be
+// blessed, boot after boot. With errors=continue the read fails alone and
+// the file can be removed (Cleanup does, at the next boot).
 func Mount(dev, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mount ESP: %w", err)
@@ -102,8 +112,8 @@ func Mount(dev, dir string) error {
 		return nil
 	}
 	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_DIRSYNC)
-	if err := unix.Mount(dev, dir, "vfat", flags, ""); err != nil {
-		return fmt.Errorf("mount ESP %s on %s (vfat, dirsync): %w", dev, dir, err)
+	if err := unix.Mount(dev, dir, "vfat", flags, "errors=continue"); err != nil {
+		return fmt.Errorf("mount ESP %s on %s (vfat, dirsync, errors=continue): %w", dev, dir, err)
 	}
 	return nil
 }

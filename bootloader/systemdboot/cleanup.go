@@ -125,7 +125,7 @@ func (m Entries) cleanEntries(esp bootloader.DirESP) ([]string, error) {
 func discard(esp bootloader.DirESP, p, live string) (string, error) {
 	b, err := esp.ReadFile(p)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
+		return discardUnreadable(esp, p, live, err)
 	}
 	shared := len(b) > 0 // a damaged entry: its clusters are anyone's guess
 	if live != "" && len(b) > 0 {
@@ -133,14 +133,7 @@ func discard(esp bootloader.DirESP, p, live string) (string, error) {
 		shared = err == nil && len(l) > 0 && (bytes.HasPrefix(l, b) || bytes.HasPrefix(b, l))
 	}
 	if shared {
-		// A free name: renaming over another .stale would free its clusters.
-		stale := strings.TrimSuffix(p, tmpSuffix) + staleSuffix
-		for i := 1; ; i++ {
-			if _, err := esp.ReadFile(stale); errors.Is(err, fs.ErrNotExist) {
-				break
-			}
-			stale = fmt.Sprintf("%s%s.%d", strings.TrimSuffix(p, tmpSuffix), staleSuffix, i)
-		}
+		stale := staleName(esp, p)
 		if err := esp.Rename(p, stale); err != nil {
 			return "", fmt.Errorf("rename %s to %s: %w", p, stale, err)
 		}
@@ -164,4 +157,42 @@ func discard(esp bootloader.DirESP, p, live string) (string, error) {
 		return "", fmt.Errorf("remove %s: %w", p, err)
 	}
 	return "removed " + p, nil
+}
+
+// discardUnreadable gets rid of a leftover that cannot be read. A cut
+// during a vfat fsync leaves one: Linux writes the directory entry (size,
+// first cluster) before the FAT chain, so the size runs past the chain
+// (espdir.Mount). Its clusters came from free ones, so it shares them
+// with nobody unless it was being renamed: with a live file beside it,
+// it is set aside as *.stale; alone, it is removed, the driver freeing its
+// chain as far as it goes.
+func discardUnreadable(esp bootloader.DirESP, p, live string, readErr error) (string, error) {
+	if errors.Is(readErr, fs.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", p, readErr)
+	}
+	if live != "" {
+		if _, err := esp.ReadFile(live); !errors.Is(err, fs.ErrNotExist) {
+			stale := staleName(esp, p)
+			if err := esp.Rename(p, stale); err != nil {
+				return "", fmt.Errorf("rename unreadable %s to %s: %w", p, stale, err)
+			}
+			return fmt.Sprintf("kept unreadable %s as %s (%v)", p, stale, readErr), nil
+		}
+	}
+	if err := esp.Remove(p); err != nil {
+		return "", fmt.Errorf("remove unreadable %s (%v): %w", p, readErr, err)
+	}
+	return fmt.Sprintf("removed unreadable %s (%v)", p, readErr), nil
+}
+
+// staleName is a free *.stale name for p: renaming over another .stale
+// would free its clusters.
+func staleName(esp bootloader.DirESP, p string) string {
+	stale := strings.TrimSuffix(p, tmpSuffix) + staleSuffix
+	for i := 1; ; i++ {
+		if _, err := esp.ReadFile(stale); errors.Is(err, fs.ErrNotExist) {
+			return stale
+		}
+		stale = fmt.Sprintf("%s%s.%d", strings.TrimSuffix(p, tmpSuffix), staleSuffix, i)
+	}
 }

@@ -497,7 +497,9 @@ ExecStart=/bin/mkdir -p -m 0755 %s
 
 // espMount mounts the ESP at /efi, where systemd-bless-boot finds the
 // entry to rename. keelctl mounts it on its own at /run/keel/esp; both see
-// one filesystem.
+// one filesystem, mounted with this unit's options since it comes first:
+// the same as espdir.Mount's, errors=continue included (a leftover cut in
+// its fsync must not turn the ESP read-only).
 func espMount(w *writer, _ *profiles.Profile, enable Enabler) error {
 	if err := w.mkdirAll(ESPMountPoint); err != nil {
 		return err
@@ -510,7 +512,7 @@ Description=EFI System Partition
 What=/dev/disk/by-partlabel/esp
 Where=/efi
 Type=vfat
-Options=umask=0077,dirsync,nosuid,nodev,noexec
+Options=umask=0077,dirsync,errors=continue,nosuid,nodev,noexec
 
 [Install]
 WantedBy=local-fs.target

@@ -687,7 +687,7 @@ Description=EFI System Partition
 What=/dev/disk/by-partlabel/esp
 Where=/efi
 Type=vfat
-Options=umask=0077,dirsync,nosuid,nodev,noexec
+Options=umask=0077,dirsync,errors=continue,nosuid,nodev,noexec
 
 [Install]
 WantedBy=local-fs.target
