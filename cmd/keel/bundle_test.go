@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,7 +48,7 @@ func TestKeyGenerate(t *testing.T) {
 		t.Errorf("output does not give the key id %s", bundle.KeyID(pub))
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, "keys", "release.key"))
-	if code, _, stderr := keel(t, "key", "generate", "--dir", filepath.Join(dir, "keys"), "release"); code != exitFailure || !strings.Contains(stderr, "refusing to overwrite") {
+	if code, _, stderr := keel(t, "key", "generate", "--dir", filepath.Join(dir, "keys"), "release"); code != exitRefused || !strings.Contains(stderr, "refusing to overwrite") {
 		t.Errorf("second generate: exit %d, %q", code, stderr)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "keys", "release.key")); !bytes.Equal(before, after) {
@@ -242,3 +245,93 @@ func readBundle(t *testing.T, path string, pub ed25519.PublicKey) bundleContent 
 type readOnlyMem struct{ *bytes.Reader }
 
 func (readOnlyMem) WriteAt([]byte, int64) (int, error) { return 0, fmt.Errorf("read-only") }
+
+// TestBundleInspectSets: keel bundle inspect names the artifact set a
+// bundle carries, and shows the verity root hash when the manifest has
+// one; --json has both.
+func TestBundleInspectSets(t *testing.T) {
+	dir := t.TempDir()
+	pub, key, err := bundle.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bundle.WriteKeyPair(dir, "release", pub, key); err != nil {
+		t.Fatal(err)
+	}
+	root := bytes.Repeat([]byte("squashfs, then its hash tree "), 1000)
+	hash := strings.Repeat("0123456789abcdef", 4)
+	verity := &bundle.Verity{RootHash: hash, Salt: "5a5a", DataBlocks: 4, HashOffset: 4 * 4096}
+	tests := []struct {
+		name   string
+		arts   []string
+		verity *bundle.Verity
+		set    string
+		want   map[string]string // label → value, "" for no such line
+	}{
+		{"unified kernel image with verity", bundle.UKIOrder, verity, "uki", map[string]string{
+			"boots":            "a unified kernel image (rootfs, uki)",
+			"verity root hash": hash,
+			"verity":           "4 data blocks, hash tree at byte 16384, salt 5a5a",
+			"uki":              "6 " + sha(t, "MZ uki"),
+			"kernel":           "",
+		}},
+		{"kernel and initrd", bundle.InstallOrder, nil, "kernel+initrd", map[string]string{
+			"boots":            "a kernel and an initrd (rootfs, kernel, initrd)",
+			"verity root hash": "",
+			"verity":           "",
+			"initrd":           "9 " + sha(t, "MZ initrd"),
+			"uki":              "",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var srcs []bundle.Source
+			for _, n := range tt.arts {
+				b := []byte("MZ " + n)
+				if n == bundle.Rootfs {
+					b = root
+				}
+				srcs = append(srcs, bundle.Source{Name: n, Size: int64(len(b)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }})
+			}
+			file := filepath.Join(dir, tt.set+".keel")
+			m := bundle.Manifest{Name: "t", Version: "1.0.0", Compatible: "t", Arch: "x86_64", Verity: tt.verity}
+			if err := bundle.WriteFile(context.Background(), file, m, key, srcs); err != nil {
+				t.Fatal(err)
+			}
+			code, out, _ := keel(t, "bundle", "inspect", file, "--key", filepath.Join(dir, "release.pub"), "--check")
+			if code != exitOK {
+				t.Fatalf("exit %d", code)
+			}
+			for label, want := range tt.want {
+				if got := lineValue(out, label); got != want {
+					t.Errorf("%s: %q, want %q", label, got, want)
+				}
+			}
+			code, out, _ = keel(t, "bundle", "inspect", file, "--json")
+			var rep bundleReport
+			if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil {
+				t.Fatalf("--json: exit %d", code)
+			}
+			if rep.Set != tt.set || (tt.verity == nil) != (rep.Manifest.Verity == nil) || tt.verity != nil && *rep.Manifest.Verity != *tt.verity {
+				t.Errorf("--json: set %q, verity %+v; want %q, %+v", rep.Set, rep.Manifest.Verity, tt.set, tt.verity)
+			}
+		})
+	}
+}
+
+// lineValue is what follows label in a tabwriter line of out, with its
+// columns one space apart ("" if no line has that label).
+func lineValue(out, label string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(l, label+"  "); ok {
+			return strings.Join(strings.Fields(rest), " ")
+		}
+	}
+	return ""
+}
+
+func sha(t *testing.T, s string) string {
+	t.Helper()
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}

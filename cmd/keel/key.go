@@ -2,7 +2,9 @@ package main
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -42,6 +44,9 @@ with NAME.key, and sign with: keel build --sign-key NAME.key PROFILE.`,
 				return err
 			}
 			if err := bundle.WriteKeyPair(dir, args[0], pub, priv); err != nil {
+				if errors.Is(err, fs.ErrExist) {
+					return refusedError{err} // as keel secureboot keys: nothing written
+				}
 				return err
 			}
 			base := filepath.Join(dir, args[0])

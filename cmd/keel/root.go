@@ -48,7 +48,8 @@ var exitCodesHelp = func() string {
 		s += fmt.Sprintf(" %d %s", c.code, c.meaning)
 	}
 	return s + ` (a lock file the profile no longer
-matches, a bundle keel update turns down, a disk another update is using).
+matches, key files that exist already, a bundle keel update turns down, a
+disk another update is using).
 A runtime failure at a profile field (a source that cannot be read) is
 printed at the field and exits 1.`
 }()
@@ -99,6 +100,7 @@ automatic fallback.
 		newProfilesCmd(),
 		newRunCmd(),
 		newSchemaCmd(),
+		newSecureBootCmd(),
 		newUpdateCmd(g),
 		newVersionCmd(),
 	)
@@ -128,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &u), strings.HasPrefix(err.Error(), "unknown command "):
 		// cobra's own usage errors (an unknown subcommand) are plain errors.
 		return exitUsage
-	case errors.Is(err, lock.ErrDrift), install.IsRefused(err):
+	case errors.Is(err, lock.ErrDrift), install.IsRefused(err), errors.As(err, new(refusedError)):
 		return exitRefused
 	}
 	return exitFailure
