@@ -42,6 +42,11 @@ type Entry struct {
 	Kernel     string // ESP path of the kernel, e.g. /keel/a/vmlinuz
 	Initrd     string // ESP path of the initrd
 	Options    string // kernel command line
+	// EFI is the ESP path of an EFI image booted instead of Kernel, Initrd
+	// and Options: a unified kernel image (/keel/a/keel.efi), which carries
+	// its own initrd and signed command line. An entry has EFI or Kernel,
+	// never both.
+	EFI string
 	// Tries is the number of trial boots left before the loader falls back;
 	// 0 means a blessed entry that is not counted.
 	Tries int

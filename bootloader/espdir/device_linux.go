@@ -46,7 +46,20 @@ func findDevice(sys, root string, major, minor uint32) (Device, error) {
 		return Device{}, fmt.Errorf("the device of %s (%s): %w", root, link, ErrNotFound)
 	}
 	if _, err := os.Stat(filepath.Join(part, "partition")); err != nil {
-		return Device{}, fmt.Errorf("%s is on %s, which is not a disk partition: %w", root, filepath.Base(part), ErrNotFound)
+		// A dm-verity root (dm-N) stands on one partition, the slot:
+		// its only slave.
+		slaves, _ := os.ReadDir(filepath.Join(part, "slaves"))
+		if len(slaves) != 1 {
+			return Device{}, fmt.Errorf("%s is on %s, which is not a disk partition nor a device-mapper device over one: %w", root, filepath.Base(part), ErrNotFound)
+		}
+		under, err := filepath.EvalSymlinks(filepath.Join(part, "slaves", slaves[0].Name()))
+		if err != nil {
+			return Device{}, fmt.Errorf("the device under %s: %w", filepath.Base(part), ErrNotFound)
+		}
+		if _, err := os.Stat(filepath.Join(under, "partition")); err != nil {
+			return Device{}, fmt.Errorf("%s is on %s over %s, which is not a disk partition: %w", root, filepath.Base(part), filepath.Base(under), ErrNotFound)
+		}
+		part = under
 	}
 	diskDir := filepath.Dir(part)
 	d := Device{Disk: "/dev/" + devName(diskDir), Root: "/dev/" + devName(part)}

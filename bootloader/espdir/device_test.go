@@ -50,6 +50,18 @@ func TestFindDevice(t *testing.T) {
 			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, err, tt.want, tt.err)
 		}
 	}
+	// A dm-verity root: /sys/dev/block/253:0 is dm-0, whose slave is vda3.
+	dm := filepath.Join(sys, "devices", "virtual", "block", "dm-0")
+	os.MkdirAll(filepath.Join(dm, "slaves"), 0o755)
+	os.Symlink("../../../../pci0000:00/virtio0/block/vda/vda3", filepath.Join(dm, "slaves", "vda3"))
+	os.Symlink("../../devices/virtual/block/dm-0", filepath.Join(sys, "dev", "block", "253:0"))
+	if got, err := findDevice(sys, "/", 253, 0); err != nil || got != (Device{Disk: "/dev/vda", ESP: "/dev/vda1", Root: "/dev/vda3"}) {
+		t.Errorf("root on dm-verity over root-b: %+v, %v", got, err)
+	}
+	os.Symlink("../../../../pci0000:00/virtio0/block/vda/vda2", filepath.Join(dm, "slaves", "vda2"))
+	if _, err := findDevice(sys, "/", 253, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("dm device over two partitions: %v, want ErrNotFound", err)
+	}
 	noESP := fakeSys(t, map[string][]string{"vdb": {"root-a"}})
 	if _, err := findDevice(noESP, "/", 254, 1); !errors.Is(err, ErrNotFound) {
 		t.Errorf("disk without an ESP: %v", err)

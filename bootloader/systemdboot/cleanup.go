@@ -13,10 +13,12 @@ import (
 
 // Cleanup removes what a cut during an install, a bless or a rollback left
 // on the ESP (DESIGN §4): temporary files (*.tmp), entries taken out of use
-// but not deleted (*.del), empty or half-written entries (no linux line),
-// and all but one entry per slot (the newest; see sortEntries). An entry
-// with a kernel but a damaged version (ErrDamagedEntry) is left where it
-// is and reported: the loader may boot it.
+// but not deleted (*.del), empty or half-written entries (no linux or efi
+// line), and all but one entry per slot (the newest; see sortEntries). An
+// entry with a kernel or an EFI image but a damaged version, or with both
+// (ErrDamagedEntry), is left where it is and reported: the loader may boot
+// it. Leftovers of either kind of slot files (vmlinuz.tmp, initrd.tmp,
+// keel.efi.tmp) are handled alike.
 //
 // vfat is not crash-atomic: after a cut during a rename, the old and the new
 // name can share clusters. Deleting one would free clusters the other still

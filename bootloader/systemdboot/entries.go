@@ -73,20 +73,25 @@ func validSlot(s string) bool {
 }
 
 // ErrDamagedEntry is an entry systemd-boot would still boot (it names a
-// kernel) whose generation cannot be read. Which slot boots is then
-// unknown, so keel changes nothing rather than guess: install, mark and
-// rollback refuse, status fails naming the file, and Cleanup leaves it alone
-// for a person to look at.
+// kernel or an EFI image) whose generation cannot be read, or that names
+// both a kernel and an EFI image (the loader boots whichever line comes
+// last; keel writes one or the other, so such a file is not one it wrote
+// whole). Which slot or image boots is then unknown, so keel changes
+// nothing rather than guess: install, mark and rollback refuse, status
+// fails naming the file, and Cleanup leaves it alone for a person to look
+// at.
 var ErrDamagedEntry = errors.New("damaged boot entry")
 
-// errLeftover is an entry file without a linux line: an empty or half
-// written file left by a cut, which systemd-boot skips too.
-var errLeftover = errors.New("no linux line (empty or damaged entry)")
+// errLeftover is an entry file without a linux or efi line: an empty or
+// half written file left by a cut, which systemd-boot skips too.
+var errLeftover = errors.New("no linux or efi line (empty or damaged entry)")
 
-// ParseEntry reads an entry file. It fails on a name that is not keel's,
-// on a body without a kernel (an empty file left by a power cut: the
-// loader skips it too), and with ErrDamagedEntry on an entry whose version
-// line is missing or not a generation number.
+// ParseEntry reads an entry file: one that boots a kernel (linux, initrd,
+// options) or an EFI image (efi: a unified kernel image). It fails on a
+// name that is not keel's, on a body with neither (an empty file left by a
+// power cut: the loader skips it too), and with ErrDamagedEntry on an
+// entry whose version line is missing or not a generation number, or that
+// has both a linux and an efi line.
 func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 	slot, left, done, counted, ok := ParseName(file)
 	if !ok {
@@ -94,7 +99,7 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 	}
 	st := bootloader.EntryState{File: file, TriesDone: done, Counted: counted}
 	st.Slot, st.Tries = slot, left
-	version, hasVersion, hasKernel, hasOptions := "", false, false, false
+	version, hasVersion, hasKernel, hasEFI, hasOptions := "", false, false, false, false
 	for _, kv := range keyValues(body) {
 		switch k, v := kv[0], kv[1]; k {
 		case "title":
@@ -103,6 +108,8 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 			version, hasVersion = v, true
 		case "linux":
 			st.Kernel, hasKernel = v, true
+		case "efi":
+			st.EFI, hasEFI = v, true
 		case "initrd":
 			st.Initrd = v // the loader loads them all; keel writes one
 		case "options":
@@ -113,8 +120,11 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 			}
 		}
 	}
-	if !hasKernel || st.Kernel == "" {
+	if st.Kernel == "" && st.EFI == "" {
 		return bootloader.EntryState{}, fmt.Errorf("%s: %w", file, errLeftover)
+	}
+	if hasKernel && hasEFI {
+		return bootloader.EntryState{}, fmt.Errorf("%s: %w: both a linux and an efi line", file, ErrDamagedEntry)
 	}
 	if !hasVersion {
 		return bootloader.EntryState{}, fmt.Errorf("%s: %w: no version line", file, ErrDamagedEntry)
@@ -129,9 +139,9 @@ func ParseEntry(file string, body []byte) (bootloader.EntryState, error) {
 }
 
 // keyValues splits an entry file into keys and values as systemd-boot's
-// line_get_key_value does, so that keel reads the kernel and version the
-// loader boots (and Cleanup never discards, as without a linux line, an
-// entry the loader boots): the file ends at a NUL and lines at \n or \r;
+// line_get_key_value does, so that keel reads the kernel (or EFI image)
+// and version the loader boots (and Cleanup never discards, as without a
+// linux or efi line, an entry the loader boots): the file ends at a NUL and lines at \n or \r;
 // blanks are spaces and tabs; a line starting with # is a comment; the key
 // ends at the first blank, the value loses its leading blanks and a pair
 // of enclosing double quotes; a line with no value is skipped.
@@ -160,7 +170,7 @@ func keyValues(b []byte) [][2]string {
 
 // Entries lists every well-formed keel entry, newest generation first;
 // on a tie the one Cleanup keeps comes first. Empty or half-written
-// entries (no linux line) are skipped, as the loader skips them; a damaged
+// entries (no linux or efi line) are skipped, as the loader skips them; a damaged
 // one (ErrDamagedEntry) is an error naming it.
 func (m Entries) Entries(esp bootloader.DirESP) ([]bootloader.EntryState, error) {
 	out, damaged, err := m.entries(esp)

@@ -79,6 +79,70 @@ func entry(slot string, gen, tries int) bootloader.Entry {
 		Kernel: "/keel/" + slot + "/vmlinuz", Initrd: "/keel/" + slot + "/initrd", Options: "keel.slot=" + slot, Tries: tries}
 }
 
+// efiEntry boots the slot's unified kernel image.
+func efiEntry(slot string, gen, tries int) bootloader.Entry {
+	return bootloader.Entry{Slot: slot, Title: "t (slot " + slot + ")", Generation: gen, EFI: "/keel/" + slot + "/keel.efi", Tries: tries}
+}
+
+// kinds are the two kinds of entry keel writes: each test of entry
+// changes runs with both.
+var kinds = []struct {
+	name  string
+	entry func(slot string, gen, tries int) bootloader.Entry
+}{{"linux", entry}, {"efi", efiEntry}, {"linux in a, efi in b", func(slot string, gen, tries int) bootloader.Entry {
+	if slot == "a" {
+		return entry(slot, gen, tries)
+	}
+	return efiEntry(slot, gen, tries)
+}}}
+
+// TestFormatEntry: the bytes of both kinds, and that ParseEntry reads
+// back what was written.
+func TestFormatEntry(t *testing.T) {
+	tests := []struct {
+		name string
+		e    bootloader.Entry
+		want string
+	}{
+		{"kernel and initrd", entry("b", 2, 3),
+			"title t (slot b)\nsort-key keel\nversion 2\nlinux /keel/b/vmlinuz\ninitrd /keel/b/initrd\noptions keel.slot=b\n"},
+		{"unified kernel image", efiEntry("b", 2, 3),
+			"title t (slot b)\nsort-key keel\nversion 2\nefi /keel/b/keel.efi\n"},
+		{"unified kernel image: options are not written", func() bootloader.Entry { e := efiEntry("a", 5, 0); e.Options = "console=ttyS0"; return e }(),
+			"title t (slot a)\nsort-key keel\nversion 5\nefi /keel/a/keel.efi\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := systemdboot.FormatEntry(tt.e)
+			if got != tt.want {
+				t.Fatalf("FormatEntry:\n%s\nwant:\n%s", got, tt.want)
+			}
+			st, err := systemdboot.ParseEntry(systemdboot.EntryName(tt.e.Slot, tt.e.Tries), []byte(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tt.e
+			if want.EFI != "" {
+				want.Options = ""
+			}
+			if st.Entry != want {
+				t.Errorf("read back %+v, want %+v", st.Entry, want)
+			}
+		})
+	}
+	for _, b := range backends {
+		esp := newESP(t, b.new)
+		both := entry("b", 2, 3)
+		both.EFI = "/keel/b/keel.efi"
+		if err := (systemdboot.Entries{}).WriteEntry(esp, both); err == nil {
+			t.Errorf("%s: an entry with a kernel and an EFI image was written", b.name)
+		}
+		if got := names(t, esp, systemdboot.EntriesDir); got != "" {
+			t.Errorf("%s: entries %q after a refused write", b.name, got)
+		}
+	}
+}
+
 func names(t *testing.T, esp bootloader.DirESP, dir string) string {
 	t.Helper()
 	n, err := esp.ReadDir(dir)
@@ -98,45 +162,49 @@ func put(t *testing.T, esp bootloader.DirESP, p, content string) {
 
 func TestMarkAndRemove(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			esp := newESP(t, b.new)
-			m := systemdboot.Entries{}
-			for _, e := range []bootloader.Entry{entry("a", 1, 0), entry("b", 2, 3)} {
-				if err := m.WriteEntry(esp, e); err != nil {
-					t.Fatal(err)
-				}
-			}
-			steps := []struct {
-				name string
-				do   func() error
-				want string
-				err  error
-			}{
-				{"written", func() error { return nil }, "keel-a.conf keel-b+3.conf", nil},
-				{"mark b bad", func() error { return m.MarkBad(esp, "b") }, "keel-a.conf keel-b+0-0.conf", nil},
-				{"mark b bad again", func() error { return m.MarkBad(esp, "b") }, "keel-a.conf keel-b+0-0.conf", nil},
-				{"mark b good", func() error { return m.MarkGood(esp, "b") }, "keel-a.conf keel-b.conf", nil},
-				{"remove b", func() error { return m.RemoveEntry(esp, "b") }, "keel-a.conf", nil},
-				{"remove b again", func() error { return m.RemoveEntry(esp, "b") }, "keel-a.conf", nil},
-				{"mark b good, no entry", func() error { return m.MarkGood(esp, "b") }, "keel-a.conf", systemdboot.ErrNoEntry},
-				{"trial with a boot done", func() error {
-					return esp.Rename("/loader/entries/keel-a.conf", "/loader/entries/keel-a+2-1.conf")
-				}, "keel-a+2-1.conf", nil},
-				{"mark a bad keeps the count", func() error { return m.MarkBad(esp, "a") }, "keel-a+0-1.conf", nil},
-			}
-			for _, s := range steps {
-				if err := s.do(); !errors.Is(err, s.err) {
-					t.Fatalf("%s: %v, want %v", s.name, err, s.err)
-				}
-				if got := names(t, esp, systemdboot.EntriesDir); got != s.want {
-					t.Fatalf("%s: entries %q, want %q", s.name, got, s.want)
-				}
-			}
-			es, err := m.Entries(esp)
-			if err != nil || len(es) != 1 || es[0].State() != "bad" || es[0].TriesDone != 1 || es[0].Generation != 1 || es[0].Kernel != "/keel/a/vmlinuz" {
-				t.Errorf("entries %+v (%v)", es, err)
-			}
-		})
+		for _, k := range kinds {
+			t.Run(b.name+"/"+k.name, func(t *testing.T) { testMarkAndRemove(t, b.new, k.entry) })
+		}
+	}
+}
+
+func testMarkAndRemove(t *testing.T, backend func(t *testing.T) bootloader.DirESP, entry func(string, int, int) bootloader.Entry) {
+	esp := newESP(t, backend)
+	m := systemdboot.Entries{}
+	for _, e := range []bootloader.Entry{entry("a", 1, 0), entry("b", 2, 3)} {
+		if err := m.WriteEntry(esp, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want string
+		err  error
+	}{
+		{"written", func() error { return nil }, "keel-a.conf keel-b+3.conf", nil},
+		{"mark b bad", func() error { return m.MarkBad(esp, "b") }, "keel-a.conf keel-b+0-0.conf", nil},
+		{"mark b bad again", func() error { return m.MarkBad(esp, "b") }, "keel-a.conf keel-b+0-0.conf", nil},
+		{"mark b good", func() error { return m.MarkGood(esp, "b") }, "keel-a.conf keel-b.conf", nil},
+		{"remove b", func() error { return m.RemoveEntry(esp, "b") }, "keel-a.conf", nil},
+		{"remove b again", func() error { return m.RemoveEntry(esp, "b") }, "keel-a.conf", nil},
+		{"mark b good, no entry", func() error { return m.MarkGood(esp, "b") }, "keel-a.conf", systemdboot.ErrNoEntry},
+		{"trial with a boot done", func() error {
+			return esp.Rename("/loader/entries/keel-a.conf", "/loader/entries/keel-a+2-1.conf")
+		}, "keel-a+2-1.conf", nil},
+		{"mark a bad keeps the count", func() error { return m.MarkBad(esp, "a") }, "keel-a+0-1.conf", nil},
+	}
+	for _, s := range steps {
+		if err := s.do(); !errors.Is(err, s.err) {
+			t.Fatalf("%s: %v, want %v", s.name, err, s.err)
+		}
+		if got := names(t, esp, systemdboot.EntriesDir); got != s.want {
+			t.Fatalf("%s: entries %q, want %q", s.name, got, s.want)
+		}
+	}
+	es, err := m.Entries(esp)
+	if err != nil || len(es) != 1 || es[0].State() != "bad" || es[0].TriesDone != 1 || es[0].Generation != 1 || es[0].Kernel != entry("a", 1, 0).Kernel || es[0].EFI != entry("a", 1, 0).EFI {
+		t.Errorf("entries %+v (%v)", es, err)
 	}
 }
 
@@ -179,6 +247,24 @@ func TestCleanup(t *testing.T) {
 			map[string]string{"/loader/entries/keel-a.conf": body(entry("a", 1, 0)),
 				"/loader/entries/keel-b+3.conf": strings.Replace(body(entry("b", 2, 3)), "version 2", "version 2x", 1)},
 			map[string]string{"/loader/entries": "keel-a.conf keel-b+3.conf"}},
+		{"unified kernel image: nothing to do",
+			map[string]string{"/loader/entries/keel-a.conf": body(efiEntry("a", 1, 0)), "/loader/entries/keel-b+3.conf": body(efiEntry("b", 2, 3)),
+				"/keel/a/keel.efi": "MZ a", "/keel/b/keel.efi": "MZ b"},
+			map[string]string{"/loader/entries": "keel-a.conf keel-b+3.conf", "/keel/a": "keel.efi", "/keel/b": "keel.efi"}},
+		{"unified kernel image leftovers",
+			map[string]string{"/loader/entries/keel-a.conf": body(efiEntry("a", 1, 0)), "/keel/a/keel.efi": "MZ a",
+				"/keel/b/keel.efi.tmp": "MZ b, half", "/keel/a/keel.efi.tmp": "MZ a"},
+			map[string]string{"/keel/a": "keel.efi keel.efi.stale", "/keel/b": ""}},
+		{"a slot's old kernel entry and its new efi entry: the newest generation stays",
+			map[string]string{"/loader/entries/keel-a.conf": body(efiEntry("a", 3, 0)), "/loader/entries/keel-a+0-3.conf": body(entry("a", 1, 3))},
+			map[string]string{"/loader/entries": "keel-a.conf"}},
+		{"entry with both linux and efi is left alone",
+			map[string]string{"/loader/entries/keel-a.conf": body(entry("a", 1, 0)),
+				"/loader/entries/keel-b+3.conf": body(entry("b", 2, 3)) + "efi /keel/b/keel.efi\n"},
+			map[string]string{"/loader/entries": "keel-a.conf keel-b+3.conf"}},
+		{"efi entry with an empty path: not bootable, kept aside",
+			map[string]string{"/loader/entries/keel-a.conf": body(efiEntry("a", 1, 0)), "/loader/entries/keel-b+3.conf": "title t\nversion 2\nefi \"\"\n"},
+			map[string]string{"/loader/entries": "keel-a.conf keel-b+3.conf.stale"}},
 		{"other loaders' entries are not ours",
 			map[string]string{"/loader/entries/keel-a.conf": body(entry("a", 1, 0)), "/loader/entries/debian.conf": "", "/loader/entries/x.tmp": "x"},
 			map[string]string{"/loader/entries": "debian.conf keel-a.conf"}},
@@ -241,6 +327,13 @@ func TestDamagedVersion(t *testing.T) {
 		{"version zero", strings.Replace(good, "version 2", "version 0", 1), systemdboot.ErrDamagedEntry, 0},
 		{"negative version", strings.Replace(good, "version 2", "version -2", 1), systemdboot.ErrDamagedEntry, 0},
 		{"empty version", strings.Replace(good, "version 2", "version", 1), systemdboot.ErrDamagedEntry, 0},
+		{"efi", systemdboot.FormatEntry(efiEntry("b", 2, 3)), nil, 2},
+		{"efi without a version", "title t\nefi /keel/b/keel.efi\n", systemdboot.ErrDamagedEntry, 0},
+		{"efi with a damaged version", "title t\nversion 2x\nefi /keel/b/keel.efi\n", systemdboot.ErrDamagedEntry, 0},
+		{"efi with an empty path: a cut's leftover", "title t\nversion 2\nefi \"\"\n", errLeftover, 0},
+		{"linux and efi", good + "efi /keel/b/keel.efi\n", systemdboot.ErrDamagedEntry, 0},
+		{"efi and linux", "version 2\nefi /keel/b/keel.efi\nlinux /keel/b/vmlinuz\n", systemdboot.ErrDamagedEntry, 0},
+		{"efi and an empty linux", "version 2\nefi /keel/b/keel.efi\nlinux \"\"\n", systemdboot.ErrDamagedEntry, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

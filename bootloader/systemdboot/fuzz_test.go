@@ -92,11 +92,11 @@ func FuzzParseName(f *testing.F) {
 // uses: line_get_key_value's tokens (lines end at \n or \r, the file at
 // NUL; blanks are spaces and tabs; # starts a comment; a value in double
 // quotes loses them) and config_entry_add_type1's use of them (the last
-// linux and version win, options lines are joined with a space).
+// linux, efi and version win, options lines are joined with a space).
 type sdEntry struct {
-	title, linux, version, options string
-	hasLinux, hasVersion, hasOpt   bool
-	initrds                        []string
+	title, linux, efi, version, options  string
+	hasLinux, hasEFI, hasVersion, hasOpt bool
+	initrds                              []string
 }
 
 func sdRead(b []byte) sdEntry {
@@ -146,6 +146,8 @@ func sdRead(b []byte) sdEntry {
 			e.title = value
 		case "linux":
 			e.linux, e.hasLinux = value, true
+		case "efi":
+			e.efi, e.hasEFI = value, true
 		case "version":
 			e.version, e.hasVersion = value, true
 		case "initrd":
@@ -162,11 +164,12 @@ func sdRead(b []byte) sdEntry {
 }
 
 // FuzzParseEntry: ParseEntry never panics; an entry it accepts has the
-// title, kernel, version, last initrd and options the loader reads; one it
-// discards as a leftover (no kernel) is one the loader skips too, as
-// Cleanup deletes it; a damaged one is an entry the loader boots whose
-// version is not a generation; and FormatEntry of what it read reads back
-// the same.
+// title, kernel or EFI image (never both), version, last initrd and
+// options the loader reads; one it discards as a leftover (no kernel, no
+// EFI image) is one the loader skips too, as Cleanup deletes it; a damaged
+// one is an entry the loader boots whose version is not a generation, or
+// that has both a linux and an efi line; and FormatEntry of what it read
+// reads back the same.
 func FuzzParseEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, file string, body []byte) {
 		st, err := systemdboot.ParseEntry(file, body)
@@ -179,40 +182,49 @@ func FuzzParseEntry(f *testing.F) {
 		sd := sdRead(body)
 		switch {
 		case errors.Is(err, systemdboot.ErrDamagedEntry):
-			if !sd.hasLinux {
-				t.Fatalf("%q: damaged (%v), but systemd-boot sees no linux line", body, err)
+			if !sd.hasLinux && !sd.hasEFI {
+				t.Fatalf("%q: damaged (%v), but systemd-boot sees no linux or efi line", body, err)
 			}
-			if sd.hasVersion && generation(sd.version) > 0 {
-				t.Fatalf("%q: damaged (%v), but systemd-boot reads version %q", body, err, sd.version)
+			if !(sd.hasLinux && sd.hasEFI) && sd.hasVersion && generation(sd.version) > 0 {
+				t.Fatalf("%q: damaged (%v), but systemd-boot reads version %q and one of linux and efi", body, err, sd.version)
 			}
 			return
 		case err != nil: // a leftover: Cleanup discards it
-			if sd.hasLinux && sd.linux != "" {
-				t.Fatalf("%q: %v, but systemd-boot boots linux %q", body, err, sd.linux)
+			if sd.hasLinux && sd.linux != "" || sd.hasEFI && sd.efi != "" {
+				t.Fatalf("%q: %v, but systemd-boot boots linux %q or efi %q", body, err, sd.linux, sd.efi)
 			}
 			return
+		}
+		if sd.hasLinux && sd.hasEFI {
+			t.Fatalf("%q: accepted %+v, but it has both a linux and an efi line", body, st)
 		}
 		lastInitrd := ""
 		if len(sd.initrds) > 0 {
 			lastInitrd = sd.initrds[len(sd.initrds)-1]
 		}
-		if !sd.hasLinux || st.Title != sd.title || st.Kernel != sd.linux || st.Generation != generation(sd.version) || st.Initrd != lastInitrd || st.Options != sd.options {
-			t.Fatalf("%q: keel reads title %q linux %q generation %d initrd %q options %q; systemd-boot: title %q linux %q (%v) version %q initrd %q options %q",
-				body, st.Title, st.Kernel, st.Generation, st.Initrd, st.Options, sd.title, sd.linux, sd.hasLinux, sd.version, sd.initrds, sd.options)
+		if !sd.hasLinux && !sd.hasEFI || st.Title != sd.title || st.Kernel != sd.linux || st.EFI != sd.efi || st.Generation != generation(sd.version) || st.Initrd != lastInitrd || st.Options != sd.options {
+			t.Fatalf("%q: keel reads title %q linux %q efi %q generation %d initrd %q options %q; systemd-boot: title %q linux %q (%v) efi %q (%v) version %q initrd %q options %q",
+				body, st.Title, st.Kernel, st.EFI, st.Generation, st.Initrd, st.Options, sd.title, sd.linux, sd.hasLinux, sd.efi, sd.hasEFI, sd.version, sd.initrds, sd.options)
 		}
-		if st.Generation <= 0 || st.Kernel == "" {
-			t.Fatalf("%q: accepted with generation %d, kernel %q", body, st.Generation, st.Kernel)
+		if st.Generation <= 0 || st.Kernel == "" && st.EFI == "" {
+			t.Fatalf("%q: accepted with generation %d, kernel %q, efi %q", body, st.Generation, st.Kernel, st.EFI)
 		}
 		// What keel writes for this state reads back the same, unless a
 		// field holds what a key/value line cannot: line ends, NUL, quotes
 		// (they would be taken off), blanks at either end (trimmed).
-		for _, v := range []string{st.Title, st.Kernel, st.Initrd, st.Options} {
+		for _, v := range []string{st.Title, st.Kernel, st.EFI, st.Initrd, st.Options} {
 			if strings.ContainsAny(v, "\n\r\x00\"") || v != strings.Trim(v, " \t") {
 				return
 			}
 		}
+		want := st
+		if st.EFI != "" {
+			// An EFI image's entry is written without initrd and options
+			// lines (FormatEntry): they are not carried over.
+			want.Initrd, want.Options = "", ""
+		}
 		again, err := systemdboot.ParseEntry(file, []byte(systemdboot.FormatEntry(st.Entry)))
-		if err != nil || again != st {
+		if err != nil || again != want {
 			t.Fatalf("%q: read %+v, written back and read %+v (%v)", body, st, again, err)
 		}
 	})

@@ -1,6 +1,8 @@
 // Package systemdboot installs systemd-boot and writes Boot Loader
 // Specification Type #1 entries with boot counting (DESIGN §4): one entry per
 // slot, named keel-<slot>[+<tries>].conf, whose "version" is the generation.
+// An entry boots the slot's kernel and initrd (linux, initrd, options) or
+// its unified kernel image (efi).
 package systemdboot
 
 import (
@@ -31,6 +33,8 @@ func init() {
 type Loader struct {
 	Entries // managing entries needs no EFI binary
 	efi     []byte
+	// keys to enroll for Secure Boot, by file name (EnrollKeys).
+	keys map[string][]byte
 }
 
 // New reads the systemd-boot EFI binary at efiPath (DefaultEFI if empty).
@@ -77,12 +81,15 @@ func (l *Loader) Install(esp bootloader.ESP) error {
 	}{
 		{"/EFI/BOOT/BOOTX64.EFI", l.efi},
 		{"/EFI/systemd/systemd-bootx64.efi", l.efi},
-		{"/loader/loader.conf", []byte(LoaderConf)},
+		{"/loader/loader.conf", []byte(l.conf())},
 	}
 	for _, f := range files {
 		if err := writeAtomic(esp, f.path, f.data); err != nil {
 			return fmt.Errorf("install systemd-boot: %w", err)
 		}
+	}
+	if err := l.installKeys(esp, func(p string, b []byte) error { return writeAtomic(esp, p, b) }); err != nil {
+		return fmt.Errorf("install systemd-boot: %w", err)
 	}
 	return nil
 }
@@ -95,12 +102,24 @@ func EntryName(slot string, tries int) string {
 	return "keel-" + slot + ".conf"
 }
 
-// FormatEntry renders e as a Type #1 entry.
+// FormatEntry renders e as a Type #1 entry. With e.EFI set it boots that
+// EFI image (a unified kernel image) with an "efi" line and has no linux,
+// initrd or options line: the image carries its own initrd and its signed
+// command line, and an options line would be passed to it as load options,
+// which systemd-stub takes over its own command line when Secure Boot is
+// off. The entry stays Type #1, not a Type #2 image found by itself, so the
+// generation (version) and the boot counter (the file name) stay in this
+// unsigned file, which a rollback rewrites while the signed image stays as
+// it is.
 func FormatEntry(e bootloader.Entry) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "title %s\n", e.Title)
 	fmt.Fprintf(&b, "sort-key keel\n")
 	fmt.Fprintf(&b, "version %d\n", e.Generation)
+	if e.EFI != "" {
+		fmt.Fprintf(&b, "efi %s\n", e.EFI)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "linux %s\n", e.Kernel)
 	fmt.Fprintf(&b, "initrd %s\n", e.Initrd)
 	fmt.Fprintf(&b, "options %s\n", e.Options)
@@ -115,6 +134,9 @@ func (Entries) WriteEntry(esp bootloader.ESP, e bootloader.Entry) error {
 	}
 	if e.Tries < 0 {
 		return fmt.Errorf("write entry: negative tries %d", e.Tries)
+	}
+	if e.EFI != "" && e.Kernel != "" {
+		return fmt.Errorf("write entry for slot %s: both an EFI image (%s) and a kernel (%s)", e.Slot, e.EFI, e.Kernel)
 	}
 	p := path.Join("/loader/entries", EntryName(e.Slot, e.Tries))
 	if err := writeAtomic(esp, p, []byte(FormatEntry(e))); err != nil {

@@ -33,6 +33,17 @@ type bundleReport struct {
 	Verified  bool   `json:"verified"`
 	// Artifacts is "verified" after --check read them all, else "not checked".
 	Artifacts string `json:"artifacts"`
+	// Set is the artifact set: "kernel+initrd" or "uki" (a unified kernel
+	// image).
+	Set string `json:"set"`
+}
+
+// artifactSet names the set of artifacts m carries.
+func artifactSet(m *bundle.Manifest) string {
+	if m.UsesUKI() {
+		return "uki"
+	}
+	return "kernel+initrd"
 }
 
 func newBundleInspectCmd() *cobra.Command {
@@ -45,8 +56,9 @@ func newBundleInspectCmd() *cobra.Command {
 		Use:   "inspect FILE",
 		Short: "Show an update bundle's manifest and check its signature",
 		Long: `Show what an update bundle (.keel) says it holds: image name, version,
-compatible string, architecture, build id, and each artifact's size and
-sha256. With --key (repeatable), check that the manifest is signed by one of
+compatible string, architecture, build id, which artifact set it carries (a
+kernel and an initrd, or a unified kernel image), the dm-verity root hash of
+its root filesystem when it has one, and each artifact's size and sha256. With --key (repeatable), check that the manifest is signed by one of
 those public keys; with --check, also read every artifact and check its
 hash, and that nothing follows the last one (the same verdict keel update and
 keelctl install give; a bundle on a block device is read to its end and no
@@ -105,7 +117,7 @@ func inspectBundle(name string, trusted []ed25519.PublicKey, check bool) (*bundl
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	br.Padded = bundle.IsDevice(fi) // read to the bundle's end, not the device's
-	rep := &bundleReport{File: name, Manifest: br.Manifest, Signer: br.Signer, Signature: "not checked", Artifacts: "not checked"}
+	rep := &bundleReport{File: name, Manifest: br.Manifest, Signer: br.Signer, Signature: "not checked", Artifacts: "not checked", Set: artifactSet(&br.Manifest)}
 	if br.Signer == "" {
 		rep.Signature = "unsigned"
 	}
@@ -147,6 +159,19 @@ func printBundle(w io.Writer, r *bundleReport) {
 	fmt.Fprintf(tw, "compatible\t%s\n", m.Compatible)
 	fmt.Fprintf(tw, "arch\t%s\n", m.Arch)
 	fmt.Fprintf(tw, "build id\t%s\n", m.BuildID)
+	if r.Set == "uki" {
+		fmt.Fprintf(tw, "boots\ta unified kernel image (rootfs, uki)\n")
+	} else {
+		fmt.Fprintf(tw, "boots\ta kernel and an initrd (rootfs, kernel, initrd)\n")
+	}
+	if v := m.Verity; v != nil {
+		fmt.Fprintf(tw, "verity root hash\t%s\n", v.RootHash)
+		salt := v.Salt
+		if salt == "" {
+			salt = "none"
+		}
+		fmt.Fprintf(tw, "verity\t%d data blocks, hash tree at byte %d, salt %s\n", v.DataBlocks, v.HashOffset, salt)
+	}
 	switch {
 	case r.Signature == "not checked":
 		fmt.Fprintf(tw, "signature\tnot checked (signed by key %s)\n", r.Signer)

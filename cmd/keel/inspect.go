@@ -44,24 +44,28 @@ with tries left, or bad).`,
 			tw.Flush()
 			fmt.Fprintln(w)
 			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "slot\tfilesystem\tsize\tcompression\tinodes")
+			fmt.Fprintln(tw, "slot\tfilesystem\tsize\tcompression\tinodes\tverity root hash")
 			for _, s := range r.Slots {
 				size := ""
 				if s.Bytes > 0 {
 					size = profiles.Size(s.Bytes).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", s.Name, s.Filesystem, size, s.Compression, s.Inodes)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Filesystem, size, s.Compression, s.Inodes, s.RootHash)
 			}
 			tw.Flush()
 			fmt.Fprintln(w)
 			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "entry\tslot\tgeneration\tstate\ttitle")
+			fmt.Fprintln(tw, "entry\tslot\tgeneration\tstate\tboots\ttitle")
 			for _, e := range r.Entries {
 				state := e.State
 				if e.State == "trial" {
 					state = fmt.Sprintf("trial (%d tries left)", e.TriesLeft)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", e.File, e.Slot, e.Generation, state, e.Title)
+				boots := e.Linux
+				if e.EFI != "" {
+					boots = e.EFI
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.File, e.Slot, e.Generation, state, boots, e.Title)
 			}
 			return tw.Flush()
 		},

@@ -18,6 +18,17 @@ import (
 
 type globals struct {
 	disk string // a disk image file instead of the running system
+	// efivars is where efivarfs is mounted (systemdboot.EFIVarsDir; a
+	// test's directory).
+	efivars string
+}
+
+// efivarsDir is g.efivars or the system's.
+func (g *globals) efivarsDir() string {
+	if g.efivars != "" {
+		return g.efivars
+	}
+	return systemdboot.EFIVarsDir
 }
 
 // system is what keelctl works on: the running device, or a disk image.
@@ -46,9 +57,9 @@ func openSystem(g *globals, withDisk bool) (_ *system, err error) {
 	if err != nil {
 		return nil, err
 	}
-	booted := slotFromCmdline(string(cmdline))
-	if booted == "" {
-		return nil, fmt.Errorf("not booted from a keel slot: no keel.slot= on the kernel command line")
+	booted, err := bootedSlot(string(cmdline), g.efivarsDir())
+	if err != nil {
+		return nil, err
 	}
 	unlock, err := lock(lockPath)
 	if err != nil {
@@ -109,6 +120,47 @@ func bootedEntry(es []bootloader.EntryState, slot string) bootloader.EntryState 
 		}
 	}
 	return bootloader.EntryState{}
+}
+
+// bootedSlot is the running slot: keel.slot= on the kernel command line
+// (an entry that boots a kernel and an initrd names it), else the slot of
+// the entry systemd-boot booted, from the EFI variable LoaderEntrySelected
+// in the efivarfs directory efivars (a unified kernel image serves either
+// slot, so its signed command line names none).
+func bootedSlot(cmdline, efivars string) (string, error) {
+	if s := slotFromCmdline(cmdline); s != "" {
+		return s, nil
+	}
+	s, err := systemdboot.SelectedSlot(efivars)
+	if err != nil {
+		return "", fmt.Errorf("not booted from a keel slot: no keel.slot= on the kernel command line, and %w", err)
+	}
+	if s == "" {
+		return "", fmt.Errorf("not booted from a keel slot: no keel.slot= on the kernel command line and no LoaderEntrySelected EFI variable in %s", efivars)
+	}
+	return s, nil
+}
+
+// secureBootVar is the firmware's SecureBoot variable (EFI global
+// variable GUID): one byte, 1 when Secure Boot is enforced.
+const secureBootVar = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+// secureBoot says whether the firmware enforces Secure Boot: "on", "off",
+// or "unknown" when efivarfs does not show the variable (not mounted, not
+// booted by UEFI, or firmware without Secure Boot) or its value is not 0
+// or 1.
+func secureBoot(efivars string) string {
+	b, err := os.ReadFile(filepath.Join(efivars, secureBootVar))
+	if err != nil || len(b) != 5 { // 4 bytes of attributes, then the value
+		return "unknown"
+	}
+	switch b[4] {
+	case 1:
+		return "on"
+	case 0:
+		return "off"
+	}
+	return "unknown"
 }
 
 // slotFromCmdline returns keel.slot's value, "" if absent.

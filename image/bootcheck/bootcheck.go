@@ -1,8 +1,8 @@
 // Package bootcheck predicts, without running anything, whether a keel disk
 // boots and into which slot: it applies systemd-boot's own rules for
 // choosing an entry to the ESP it finds on the disk, then checks that the
-// chosen entry's kernel, initrd and root partition are, byte for byte, those
-// of a known build.
+// chosen entry's kernel, initrd and root partition (or its unified kernel
+// image and root partition) are, byte for byte, those of a known build.
 //
 // The rules are systemd-boot 252's (Debian 12's, which keel installs),
 // read from its src/boot/efi/boot.c:
@@ -14,9 +14,11 @@
 //     comments and lines without a separator skipped, key and value split at
 //     the first space or tab, a quoted value unquoted; the content ends at
 //     its first NUL byte (it is read as a C string);
-//   - config_entry_add_from_file: an entry needs a "linux" (or "efi") line,
-//     and the file it names must exist on the ESP (only opened, not read),
-//     or the entry is dropped; its id is the file name in lower case;
+//   - config_entry_add_from_file: an entry needs a "linux" or an "efi"
+//     line (the last of them decides the kind and the file), an "efi" line
+//     that names the loader itself drops the entry, and the file it names
+//     must exist on the ESP (only opened, not read), or the entry is
+//     dropped; its id is the file name in lower case;
 //   - config_entry_parse_tries: "+LEFT[-DONE]" before ".conf" is the boot
 //     counter;
 //   - config_entry_compare: entries with no tries left last; then, if both
@@ -27,6 +29,13 @@
 //     not booted; keel sets none) the first entry, in that order, whose id
 //     matches loader.conf's "default" glob, case-insensitively; else the
 //     first entry.
+//
+// A linux entry's slot is what its options say (root=PARTUUID= and
+// keel.slot=, which must agree). An efi entry boots a unified kernel image
+// whose command line names no slot: keel-init takes the slot from the
+// entry's id, which systemd-boot passes in LoaderEntrySelected
+// ("keel-b+3.conf" is slot b), and the root from the partition labelled
+// root-<slot>; the image and that partition must be one known build's.
 //
 // These rules are written here afresh, not taken from bootloader/systemdboot
 // (whose ParseName and ParseEntry read the same files for keelctl): a
@@ -147,7 +156,8 @@ type entry struct {
 	version, sortKey   string
 	machineID          string
 	hasSortKey         bool
-	linux              string
+	linux              string // the file booted: a kernel, or an EFI image
+	efi                bool   // linux is an EFI image ("efi" line)
 	initrd             []string
 	options            string
 	triesLeft, triesDn int // -1: not counted
@@ -168,7 +178,7 @@ func loadEntries(esp *fat.FS) ([]entry, error) {
 			continue
 		}
 		e := entry{file: f.Name, id: strings.ToLower(f.Name), triesLeft: -1, triesDn: -1}
-		hasLinux := false
+		hasLoader := false
 		for _, kv := range keyValues(b) {
 			switch kv[0] {
 			case "title":
@@ -179,10 +189,9 @@ func loadEntries(esp *fat.FS) ([]entry, error) {
 			case "machine-id":
 				e.machineID = kv[1]
 			case "linux":
-				e.linux, hasLinux = kv[1], true
+				e.linux, e.efi, hasLoader = kv[1], false, true
 			case "efi":
-				hasLinux = false // keel writes no efi entries: not a build of ours
-				e.linux = ""
+				e.linux, e.efi, hasLoader = kv[1], true, true
 			case "initrd":
 				e.initrd = append(e.initrd, kv[1])
 			case "options":
@@ -192,8 +201,11 @@ func loadEntries(esp *fat.FS) ([]entry, error) {
 				e.options += kv[1]
 			}
 		}
-		if !hasLinux {
+		if !hasLoader {
 			continue
+		}
+		if e.efi && strings.EqualFold(toPath(e.linux), firmwareLoader) {
+			continue // "do not add an entry for ourselves"
 		}
 		if _, err := esp.Stat(toPath(e.linux)); err != nil {
 			continue // the loader checks that the kernel exists
@@ -203,6 +215,10 @@ func loadEntries(esp *fat.FS) ([]entry, error) {
 	}
 	return out, nil
 }
+
+// firmwareLoader is the loader's own path as firmware runs it with no
+// boot variables (loaded_image_path).
+const firmwareLoader = "/EFI/BOOT/BOOTX64.EFI"
 
 // keyValues splits a file into key/value pairs as line_get_key_value does.
 func keyValues(b []byte) [][2]string {
@@ -321,8 +337,12 @@ func globMatch(pattern, s string) bool {
 }
 
 // verify checks that e boots a known build: kernel, initrd and root
-// partition all of one manifest.
+// partition (or unified kernel image and root partition) all of one
+// manifest.
 func verify(r io.ReaderAt, l *disk.Layout, esp *fat.FS, e entry, known []bundle.Manifest) (bundle.Manifest, string, error) {
+	if e.efi {
+		return verifyUKI(r, l, esp, e, known)
+	}
 	kernel, err := esp.ReadFile(toPath(e.linux))
 	if err != nil {
 		return bundle.Manifest{}, "", fmt.Errorf("kernel %s unreadable: %v", e.linux, err)
@@ -358,13 +378,69 @@ func verify(r io.ReaderAt, l *disk.Layout, esp *fat.FS, e entry, known []bundle.
 		return bundle.Manifest{}, "", fmt.Errorf("keel.slot=%s but root=PARTUUID= names partition %s", slot, root.Label)
 	}
 	ks, is := sum(kernel), sum(initrd)
-	var tried []string
-	for _, m := range known {
+	return match(r, root, slot, known, func(m bundle.Manifest) bool {
 		k, _ := m.Artifact(bundle.Kernel)
 		i, _ := m.Artifact(bundle.Initrd)
+		return !m.UsesUKI() && k.SHA256 == ks && i.SHA256 == is
+	}, "kernel or initrd differ")
+}
+
+// verifyUKI checks an efi entry: the image it names is a known build's
+// unified kernel image, and the root partition of the slot its id names
+// holds the same build's rootfs.
+func verifyUKI(r io.ReaderAt, l *disk.Layout, esp *fat.FS, e entry, known []bundle.Manifest) (bundle.Manifest, string, error) {
+	image, err := esp.ReadFile(toPath(e.linux))
+	if err != nil {
+		return bundle.Manifest{}, "", fmt.Errorf("EFI image %s unreadable: %v", e.linux, err)
+	}
+	slot, ok := entrySlot(e.id)
+	if !ok {
+		return bundle.Manifest{}, "", fmt.Errorf("keel-init finds no slot in the entry id %q (LoaderEntrySelected)", e.id)
+	}
+	var root disk.Partition
+	found := false
+	for _, p := range l.Partitions {
+		if p.Label == "root-"+slot {
+			root, found = p, true
+		}
+	}
+	if !found {
+		return bundle.Manifest{}, "", fmt.Errorf("no partition labelled root-%s for entry %s", slot, e.id)
+	}
+	us := sum(image)
+	return match(r, root, slot, known, func(m bundle.Manifest) bool {
+		u, ok := m.Artifact(bundle.UKI)
+		return ok && u.SHA256 == us
+	}, "not its unified kernel image")
+}
+
+// entrySlot is the slot keel-init reads from an entry id: keel-SLOT.conf,
+// keel-SLOT+LEFT.conf or keel-SLOT+LEFT-DONE.conf.
+func entrySlot(id string) (string, bool) {
+	stem, ok := strings.CutSuffix(id, ".conf")
+	if !ok {
+		return "", false
+	}
+	stem, ok = strings.CutPrefix(stem, "keel-")
+	if !ok {
+		return "", false
+	}
+	slot, _, _ := strings.Cut(stem, "+")
+	if slot == "" || strings.ContainsFunc(slot, func(r rune) bool { return (r < 'a' || r > 'z') && (r < '0' || r > '9') }) {
+		return "", false
+	}
+	return slot, true
+}
+
+// match finds the known build whose boot files boots says are the
+// entry's (why names the difference otherwise) and whose rootfs the root
+// partition holds.
+func match(r io.ReaderAt, root disk.Partition, slot string, known []bundle.Manifest, boots func(bundle.Manifest) bool, why string) (bundle.Manifest, string, error) {
+	var tried []string
+	for _, m := range known {
 		rf, _ := m.Artifact(bundle.Rootfs)
-		if k.SHA256 != ks || i.SHA256 != is {
-			tried = append(tried, m.Version+": kernel or initrd differ")
+		if !boots(m) {
+			tried = append(tried, m.Version+": "+why)
 			continue
 		}
 		if rf.Size > root.Size {

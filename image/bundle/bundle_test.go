@@ -336,11 +336,24 @@ func TestBadManifests(t *testing.T) {
 		{"negative size", func(m *Manifest) { m.Artifacts = three(func(a []Artifact) { a[1].Size = -1 }) }, "size -1"},
 		{"short hash", func(m *Manifest) { m.Artifacts = three(func(a []Artifact) { a[1].SHA256 = "abcd" }) }, "not 64 lowercase hex"},
 		{"upper-case hash", func(m *Manifest) { m.Artifacts = three(func(a []Artifact) { a[1].SHA256 = strings.ToUpper(sha) }) }, "not 64 lowercase hex"},
+		{"uki and initrd", func(m *Manifest) { m.Artifacts = three(func(a []Artifact) { a[1].Name = UKI }) }, "3 artifacts"},
+		{"uki without rootfs", func(m *Manifest) { m.Artifacts = []Artifact{{UKI, 1, sha}, {Rootfs, 1, sha}} }, `artifact 0 is "uki"`},
+		{"uki twice", func(m *Manifest) { m.Artifacts = []Artifact{{Rootfs, 1, sha}, {UKI, 1, sha}, {UKI, 1, sha}} }, "3 artifacts"},
+		{"kernel without initrd", func(m *Manifest) { m.Artifacts = []Artifact{{Rootfs, 1, sha}, {Kernel, 1, sha}} }, "2 artifacts"},
+		{"uki with a short hash", func(m *Manifest) { m.Artifacts = []Artifact{{Rootfs, 1, sha}, {UKI, 1, "ab"}} }, "not 64 lowercase hex"},
+		{"verity: short root hash", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.RootHash = "abcd" }) }, "verity: root hash"},
+		{"verity: upper-case root hash", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.RootHash = strings.ToUpper(sha) }) }, "verity: root hash"},
+		{"verity: salt not hex", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.Salt = "xyz" }) }, "verity: salt"},
+		{"verity: salt too long", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.Salt = strings.Repeat("00", 257) }) }, "verity: salt"},
+		{"verity: no data blocks", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.DataBlocks = 0 }) }, "verity: no data blocks"},
+		{"verity: hash offset past the rootfs", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.HashOffset = 1 << 20 }) }, "verity: hash offset"},
+		{"verity: hash offset zero", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.HashOffset = 0 }) }, "verity: hash offset"},
+		{"verity: data past the hash offset", func(m *Manifest) { m.Verity = verity(func(v *Verity) { v.DataBlocks = 3 }) }, "run past the hash offset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := base
-			m.Artifacts = three(func([]Artifact) {})
+			m.Artifacts = three(func(a []Artifact) { a[0].Size = 3 << 12 })
 			tt.edit(&m)
 			raw := []byte(mustJSON(t, m))
 			b := rawBundle(raw, priv)
@@ -365,6 +378,81 @@ func TestBadManifests(t *testing.T) {
 	srcs[1].Size++
 	if err := Write(context.Background(), &buf, testManifest, priv, srcs); err == nil || !strings.Contains(err.Error(), "shorter than its size") {
 		t.Errorf("Write of a source shorter than its size: %v", err)
+	}
+}
+
+// verity is a well-formed Verity for a rootfs of 3 × 4096 bytes (two data
+// blocks, the tree after them), changed by edit.
+func verity(edit func(v *Verity)) *Verity {
+	v := &Verity{RootHash: strings.Repeat("cd", 32), Salt: strings.Repeat("5a", 32), DataBlocks: 2, HashOffset: 2 << 12}
+	edit(v)
+	return v
+}
+
+// TestUKI writes and reads a bundle of the second artifact set, a rootfs
+// and a unified kernel image, with a verity description; the first set
+// stays what it was.
+func TestUKI(t *testing.T) {
+	pub, priv := testKey(t, 1)
+	content := map[string][]byte{
+		Rootfs: bytes.Repeat([]byte("squashfs and its hash tree "), 10_000),
+		UKI:    []byte("MZ a signed unified kernel image"),
+	}
+	var srcs []Source
+	for _, name := range UKIOrder {
+		b := content[name]
+		srcs = append(srcs, Source{Name: name, Size: int64(len(b)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }})
+	}
+	m := testManifest
+	m.Verity = &Verity{RootHash: strings.Repeat("0f", 32), Salt: strings.Repeat("a5", 32), DataBlocks: 60, HashOffset: 61 * 4096}
+	var buf bytes.Buffer
+	if err := Write(context.Background(), &buf, m, priv, srcs); err != nil {
+		t.Fatal(err)
+	}
+	br, err := Open(bytes.NewReader(buf.Bytes()), []ed25519.PublicKey{pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !br.Manifest.UsesUKI() || strings.Join(br.Manifest.Order(), " ") != "rootfs uki" {
+		t.Errorf("manifest %+v: UsesUKI %v, Order %v", br.Manifest, br.Manifest.UsesUKI(), br.Manifest.Order())
+	}
+	if v := br.Manifest.Verity; v == nil || *v != *m.Verity {
+		t.Errorf("verity read back as %+v, want %+v", v, m.Verity)
+	}
+	want := `"verity":{"root_hash":"` + strings.Repeat("0f", 32) + `","salt":"` + strings.Repeat("a5", 32) + `","data_blocks":60,"hash_offset":249856}`
+	if !strings.Contains(string(br.Raw), want) {
+		t.Errorf("manifest %s does not contain %s", br.Raw, want)
+	}
+	got, err := readAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range content {
+		if !bytes.Equal(got[name], b) {
+			t.Errorf("%s: read %d bytes, wrote %d", name, len(got[name]), len(b))
+		}
+	}
+	// The first set: no verity in the JSON, and it is not a UKI bundle.
+	plain, _ := writeBundle(t, priv)
+	br, err = Open(bytes.NewReader(plain), []ed25519.PublicKey{pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br.Manifest.UsesUKI() || strings.Join(br.Manifest.Order(), " ") != "rootfs kernel initrd" || br.Manifest.Verity != nil || strings.Contains(string(br.Raw), "verity") {
+		t.Errorf("kernel bundle: UsesUKI %v, Order %v, manifest %s", br.Manifest.UsesUKI(), br.Manifest.Order(), br.Raw)
+	}
+	// A field the reader does not know, in the verity object, is refused
+	// like one anywhere else in the manifest.
+	um := testManifest
+	um.Format = Format
+	um.Artifacts = []Artifact{{Rootfs, 3 << 12, strings.Repeat("ab", 32)}, {UKI, 1, strings.Repeat("ab", 32)}}
+	um.Verity = verity(func(*Verity) {})
+	if _, err := Open(bytes.NewReader(rawBundle([]byte(mustJSON(t, um)), priv)), []ed25519.PublicKey{pub}); err != nil {
+		t.Fatalf("a well-formed manifest: %v", err)
+	}
+	unknown := strings.Replace(mustJSON(t, um), `"data_blocks"`, `"hash_algorithm":"sha1","data_blocks"`, 1)
+	if _, err := Open(bytes.NewReader(rawBundle([]byte(unknown), priv)), []ed25519.PublicKey{pub}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "hash_algorithm") {
+		t.Errorf("verity with an unknown field: %v, want ErrCorrupt naming it", err)
 	}
 }
 

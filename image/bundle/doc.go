@@ -12,8 +12,14 @@
 //	20+M    S     signature: key id (8 bytes) then ed25519 signature (64 bytes)
 //	20+M+S  ...   the artifacts' bytes, back to back, in the manifest's order
 //
-// The manifest lists the artifacts (rootfs, kernel, initrd: the order the
-// installer writes them) with their sizes and sha256. The key id is the first
+// The manifest lists the artifacts with their sizes and sha256, in the
+// order the installer writes them: rootfs, kernel, initrd (InstallOrder),
+// or rootfs, uki (UKIOrder: a unified kernel image, signed for Secure Boot,
+// that boots either slot). A bundle carries exactly one of the two sets; the
+// format version is 1 for both. The manifest may also describe the
+// rootfs's dm-verity tree (Manifest.Verity), for display only: the root
+// hash that the kernel checks the root against is the one in the UKI's
+// signed command line. The key id is the first
 // 8 bytes of sha256 of the signing public key; it only picks which trusted
 // key to verify with, so a bundle signed by a key the reader does not trust
 // is told apart from one whose manifest was altered. Nothing but the

@@ -27,10 +27,22 @@ const (
 	Rootfs = "rootfs"
 	Kernel = "kernel"
 	Initrd = "initrd"
+	// UKI is a unified kernel image: kernel, initrd and command line in
+	// one EFI binary, signed for Secure Boot as a whole. Its command line
+	// names no slot, so one image serves either.
+	UKI = "uki"
 )
 
-// InstallOrder is every bundle's list of artifact names.
-var InstallOrder = []string{Rootfs, Kernel, Initrd}
+// A bundle carries one of two artifact sets, always in its install order:
+// InstallOrder (a kernel and an initrd, booted by a linux entry) or
+// UKIOrder (a unified kernel image, booted by an efi entry). Both keep
+// format 1: a reader that knows only the first refuses a bundle of the
+// second as corrupt (its artifact 1 is not "kernel", its manifest has a
+// field it does not know) before anything is written.
+var (
+	InstallOrder = []string{Rootfs, Kernel, Initrd}
+	UKIOrder     = []string{Rootfs, UKI}
+)
 
 // Errors callers branch on. Each is returned wrapped with what was wrong.
 var (
@@ -58,6 +70,37 @@ type Manifest struct {
 	Arch       string     `json:"arch"`
 	BuildID    string     `json:"build_id"`
 	Artifacts  []Artifact `json:"artifacts"`
+	// Verity describes the dm-verity hash tree the rootfs artifact
+	// carries after its data, when the build made one. It is for showing
+	// (keel bundle inspect, keelctl status): what binds the root to the
+	// image is the root hash in the UKI's signed command line.
+	Verity *Verity `json:"verity,omitempty"`
+}
+
+// Verity is the dm-verity tree of a rootfs artifact (rootfs/verity): the
+// data is DataBlocks blocks of 4096 bytes from the artifact's start, the
+// tree's superblock at HashOffset within it.
+type Verity struct {
+	RootHash   string `json:"root_hash"` // lowercase hex of the sha256 root
+	Salt       string `json:"salt"`      // lowercase hex, may be empty
+	DataBlocks uint64 `json:"data_blocks"`
+	HashOffset int64  `json:"hash_offset"`
+}
+
+// Order is the artifact set m carries: UKIOrder when it lists a unified
+// kernel image, else InstallOrder. Check tells whether m follows it.
+func (m *Manifest) Order() []string {
+	if m.UsesUKI() {
+		return UKIOrder
+	}
+	return InstallOrder
+}
+
+// UsesUKI reports whether m carries a unified kernel image rather than a
+// kernel and an initrd.
+func (m *Manifest) UsesUKI() bool {
+	_, ok := m.Artifact(UKI)
+	return ok
 }
 
 // Artifact returns the artifact with the given name.
@@ -71,8 +114,9 @@ func (m *Manifest) Artifact(name string) (Artifact, bool) {
 }
 
 // Check reports whether m is a manifest this package can install from:
-// known format, identity filled in, and exactly the install-order artifacts
-// with sane sizes and hashes.
+// known format, identity filled in, exactly the artifacts of one of the two
+// sets (InstallOrder, UKIOrder) in order, with sane sizes and hashes, and
+// a well-formed Verity if there is one.
 func (m *Manifest) Check() error {
 	if m.Format != Format {
 		return fmt.Errorf("%w: manifest format %d, this keel reads %d", ErrCorrupt, m.Format, Format)
@@ -82,12 +126,13 @@ func (m *Manifest) Check() error {
 			return fmt.Errorf("%w: manifest has no %s", ErrCorrupt, f.name)
 		}
 	}
-	if len(m.Artifacts) != len(InstallOrder) {
-		return fmt.Errorf("%w: manifest lists %d artifacts, want %d (%v)", ErrCorrupt, len(m.Artifacts), len(InstallOrder), InstallOrder)
+	order := m.Order()
+	if len(m.Artifacts) != len(order) {
+		return fmt.Errorf("%w: manifest lists %d artifacts, want %d (%v or %v)", ErrCorrupt, len(m.Artifacts), len(order), InstallOrder, UKIOrder)
 	}
 	for i, a := range m.Artifacts {
-		if a.Name != InstallOrder[i] {
-			return fmt.Errorf("%w: artifact %d is %q, want %q (install order %v, each once)", ErrCorrupt, i, a.Name, InstallOrder[i], InstallOrder)
+		if a.Name != order[i] {
+			return fmt.Errorf("%w: artifact %d is %q, want %q (install order %v or %v, each once)", ErrCorrupt, i, a.Name, order[i], InstallOrder, UKIOrder)
 		}
 		if a.Size < 0 {
 			return fmt.Errorf("%w: artifact %s has size %d", ErrCorrupt, a.Name, a.Size)
@@ -95,6 +140,34 @@ func (m *Manifest) Check() error {
 		if b, err := hex.DecodeString(a.SHA256); err != nil || len(b) != 32 || hex.EncodeToString(b) != a.SHA256 {
 			return fmt.Errorf("%w: artifact %s: sha256 %q is not 64 lowercase hex digits", ErrCorrupt, a.Name, a.SHA256)
 		}
+	}
+	if m.Verity != nil {
+		if err := m.Verity.check(m.Artifacts[0].Size); err != nil {
+			return fmt.Errorf("%w: verity: %v", ErrCorrupt, err)
+		}
+	}
+	return nil
+}
+
+// maxSalt is the longest salt dm-verity takes (veritysetup's limit).
+const maxSalt = 256
+
+// check says what is wrong with v for a rootfs of size bytes.
+func (v *Verity) check(size int64) error {
+	if b, err := hex.DecodeString(v.RootHash); err != nil || len(b) != 32 || hex.EncodeToString(b) != v.RootHash {
+		return fmt.Errorf("root hash %q is not 64 lowercase hex digits", v.RootHash)
+	}
+	if b, err := hex.DecodeString(v.Salt); err != nil || len(b) > maxSalt || hex.EncodeToString(b) != v.Salt {
+		return fmt.Errorf("salt %q is not lowercase hex of at most %d bytes", v.Salt, maxSalt)
+	}
+	if v.DataBlocks == 0 {
+		return fmt.Errorf("no data blocks")
+	}
+	if v.HashOffset <= 0 || v.HashOffset >= size {
+		return fmt.Errorf("hash offset %d is not inside the rootfs of %d bytes", v.HashOffset, size)
+	}
+	if v.DataBlocks > uint64(v.HashOffset)/4096 {
+		return fmt.Errorf("%d data blocks of 4096 bytes run past the hash offset %d", v.DataBlocks, v.HashOffset)
 	}
 	return nil
 }

@@ -10,22 +10,39 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
 // smallBundle is a valid bundle signed with testKey(t, 1) whose artifacts
 // are a few bytes, so the fuzzer's mutations reach every part of it.
 func smallBundle(t testing.TB) []byte {
+	return smallBundleOf(t, InstallOrder, nil)
+}
+
+// smallUKIBundle is smallBundle of the second artifact set, with a verity
+// description (its rootfs is 3 × 4096 bytes so that the description fits).
+func smallUKIBundle(t testing.TB) []byte {
+	v := &Verity{RootHash: strings.Repeat("cd", 32), Salt: "5a5a", DataBlocks: 2, HashOffset: 2 << 12}
+	return smallBundleOf(t, UKIOrder, v)
+}
+
+func smallBundleOf(t testing.TB, order []string, v *Verity) []byte {
 	_, priv := testKey(t, 1)
 	var srcs []Source
-	for _, name := range InstallOrder {
+	for _, name := range order {
 		b := []byte(name + " bytes")
+		if name == Rootfs && v != nil {
+			b = bytes.Repeat([]byte("r"), 3<<12)
+		}
 		srcs = append(srcs, Source{Name: name, Size: int64(len(b)), Open: func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(b)), nil
 		}})
 	}
+	m := testManifest
+	m.Verity = v
 	var w bytes.Buffer
-	if err := Write(context.Background(), &w, testManifest, priv, srcs); err != nil {
+	if err := Write(context.Background(), &w, m, priv, srcs); err != nil {
 		t.Fatal(err)
 	}
 	return w.Bytes()
@@ -53,8 +70,10 @@ func edit(seed []byte, off1 uint16, p1 []byte, off2 uint16, p2 []byte, cut uint1
 func FuzzOpen(f *testing.F) {
 	pub, _ := testKey(f, 1)
 	good := smallBundle(f)
-	seeds := [][]byte{good, append(append([]byte(Magic), 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0), "{}"...)}
+	seeds := [][]byte{good, append(append([]byte(Magic), 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0), "{}"...), smallUKIBundle(f)}
 	none := []byte{}
+	f.Add(uint8(2), uint16(0), none, uint16(0), none, uint16(0), none)
+	f.Add(uint8(2), uint16(0), none, uint16(0), none, uint16(4), []byte("junk")) // the uki cut, then junk
 	f.Add(uint8(0), uint16(0), none, uint16(0), none, uint16(0), none)
 	f.Add(uint8(1), uint16(0), none, uint16(0), none, uint16(0), none)
 	f.Add(uint8(0), uint16(0), none, uint16(0), none, uint16(len(good)-headerSize+3), none)                             // the header cut
@@ -145,9 +164,16 @@ func FuzzManifest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	uki := smallUKIBundle(f)
+	ubr, err := OpenUnverified(bytes.NewReader(uki))
+	if err != nil {
+		f.Fatal(err)
+	}
 	manifests := [][]byte{br.Raw,
-		[]byte(`{"format":1,"name":"n","version":"1","compatible":"n","arch":"x86_64","artifacts":[{"name":"rootfs","size":3},{"name":"kernel","size":0},{"name":"initrd","size":2}]}`)}
-	streams := [][]byte{good[headerSize+len(br.Raw)+sigSize:], []byte("abcde")}
+		[]byte(`{"format":1,"name":"n","version":"1","compatible":"n","arch":"x86_64","artifacts":[{"name":"rootfs","size":3},{"name":"kernel","size":0},{"name":"initrd","size":2}]}`),
+		ubr.Raw,
+		[]byte(`{"format":1,"name":"n","version":"1","compatible":"n","arch":"x86_64","artifacts":[{"name":"rootfs","size":4097},{"name":"uki","size":2}],"verity":{"root_hash":"","salt":"","data_blocks":1,"hash_offset":4096}}`)}
+	streams := [][]byte{good[headerSize+len(br.Raw)+sigSize:], []byte("abcde"), uki[headerSize+len(ubr.Raw)+sigSize:]}
 	none := []byte{}
 	f.Add(uint8(0), uint16(0), none, uint16(0), uint8(0), uint16(0), none, uint16(0), none, false, false)
 	f.Add(uint8(0), uint16(0), none, uint16(0), uint8(0), uint16(0), none, uint16(0), []byte("junk"), false, false)
@@ -156,6 +182,9 @@ func FuzzManifest(f *testing.F) {
 	f.Add(uint8(1), uint16(0), none, uint16(0), uint8(1), uint16(0), none, uint16(0), none, true, false)
 	f.Add(uint8(1), uint16(0), none, uint16(0), uint8(1), uint16(1), []byte("X"), uint16(0), none, true, true)
 	f.Add(uint8(1), uint16(0), none, uint16(0), uint8(1), uint16(0), none, uint16(0), none, false, false)
+	f.Add(uint8(2), uint16(0), none, uint16(0), uint8(2), uint16(0), none, uint16(0), none, false, false)
+	f.Add(uint8(2), uint16(0), none, uint16(0), uint8(2), uint16(0), none, uint16(0), []byte("junk"), false, true)
+	f.Add(uint8(3), uint16(0), none, uint16(0), uint8(1), uint16(0), none, uint16(0), none, true, false)
 	f.Fuzz(func(t *testing.T, mi uint8, mOff uint16, mPatch []byte, mCut uint16, si uint8, sOff uint16, sPatch []byte, sCut uint16, tail []byte, fix, padded bool) {
 		raw := edit(manifests[int(mi)%len(manifests)], mOff, mPatch, 0, nil, mCut, nil)
 		stream := edit(streams[int(si)%len(streams)], sOff, sPatch, 0, nil, sCut, tail)

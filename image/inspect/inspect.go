@@ -10,10 +10,12 @@ import (
 	"os"
 	"strings"
 
+	"keel/bootloader"
 	"keel/bootloader/espfat"
 	"keel/bootloader/systemdboot"
 	"keel/image/fat"
 	"keel/image/gpt"
+	"keel/image/install"
 )
 
 // Report is what Inspect finds.
@@ -46,6 +48,9 @@ type Entry struct {
 	Linux      string `json:"linux"`
 	Initrd     string `json:"initrd"`
 	Options    string `json:"options"`
+	// EFI is the EFI image (a unified kernel image) an efi entry boots
+	// instead of Linux, Initrd and Options.
+	EFI string `json:"efi,omitempty"`
 	// State is "good", "trial" (with TriesLeft) or "bad" (no tries left).
 	State     string `json:"state"`
 	TriesLeft int    `json:"tries_left,omitempty"`
@@ -59,6 +64,9 @@ type Slot struct {
 	Bytes       int64  `json:"bytes,omitempty"`
 	Compression string `json:"compression,omitempty"`
 	Inodes      uint32 `json:"inodes,omitempty"`
+	// RootHash is the dm-verity root hash the slot's image.json on the
+	// ESP records, when its root has a verity tree.
+	RootHash string `json:"root_hash,omitempty"`
 }
 
 // File inspects the disk image (or block device) at name. A file with no
@@ -104,12 +112,12 @@ func Inspect(f io.ReaderAt, size int64) (*Report, error) {
 			Start: p.Offset(), Size: p.Size(),
 		})
 	}
+	var esp *fat.FS
 	for _, p := range r.Partitions {
 		sec := io.NewSectionReader(f, p.Start, p.Size)
 		switch {
 		case p.Label == "esp":
-			esp, err := fat.Open(readOnly{sec}, p.Size, fat.OpenOptions{})
-			if err != nil {
+			if esp, err = fat.Open(readOnly{sec}, p.Size, fat.OpenOptions{}); err != nil {
 				return nil, fmt.Errorf("open esp: %w", err)
 			}
 			if r.Entries, err = entries(esp); err != nil {
@@ -117,6 +125,15 @@ func Inspect(f io.ReaderAt, size int64) (*Report, error) {
 			}
 		case strings.HasPrefix(p.Label, "root-"):
 			r.Slots = append(r.Slots, slot(strings.TrimPrefix(p.Label, "root-"), sec))
+		}
+	}
+	if esp != nil {
+		for i, s := range r.Slots {
+			// A slot without image.json (empty, or built before it
+			// existed) has no root hash to show.
+			if im, err := install.ReadImage(espfat.ESP{FS: esp}, s.Name, bootloader.EntryState{}); err == nil {
+				r.Slots[i].RootHash = im.RootHash
+			}
 		}
 	}
 	return r, nil
@@ -137,7 +154,7 @@ func entries(esp *fat.FS) ([]Entry, error) {
 	for _, st := range states {
 		e := Entry{
 			File: st.File, Slot: st.Slot, Title: st.Title, Generation: st.Generation,
-			Linux: st.Kernel, Initrd: st.Initrd, Options: st.Options, State: st.State(), TriesDone: st.TriesDone,
+			Linux: st.Kernel, Initrd: st.Initrd, Options: st.Options, EFI: st.EFI, State: st.State(), TriesDone: st.TriesDone,
 		}
 		if st.Counted {
 			e.TriesLeft = st.Tries

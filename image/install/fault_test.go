@@ -62,14 +62,24 @@ func (c *cowDisk) WriteAt(p []byte, off int64) (int, error) {
 // (slot and ESP alike, they go through the same disk) and checks what a
 // reboot would find: the booted slot byte for byte as before, an ESP that
 // fsck.fat finds clean but for lost clusters, any entry for slot b pointing
-// at complete v2 files, and that Cleanup and a second install succeed.
+// at complete v2 files, and that Cleanup and a second install succeed. It
+// does so for a bundle of each artifact set: a kernel and an initrd, and a
+// unified kernel image.
 func TestCutEveryWrite(t *testing.T) {
 	f := getFixture(t)
+	for _, k := range []struct {
+		name   string
+		bundle []byte
+	}{{"kernel", f.bundleBytes(t, f.key, nil)}, {"uki", f.ukiBundle(t, f.key, nil)}} {
+		t.Run(k.name, func(t *testing.T) { cutEveryWrite(t, f, k.bundle) })
+	}
+}
+
+func cutEveryWrite(t *testing.T, f *fixture, bb []byte) {
 	base, err := os.ReadFile(f.disk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bb := f.bundleBytes(t, f.key, nil)
 	openBundle := func() *bundle.Reader {
 		b, err := bundle.Open(bytes.NewReader(bb), []ed25519.PublicKey{f.pub})
 		if err != nil {
@@ -138,7 +148,8 @@ func TestCutEveryWrite(t *testing.T) {
 	}
 }
 
-// checkSlotB fails if slot b has an entry whose files are not v2's.
+// checkSlotB fails if slot b has an entry whose files are not v2's: its
+// kernel and initrd, or its unified kernel image.
 func checkSlotB(t *testing.T, f *fixture, tg *install.Target) {
 	t.Helper()
 	es, err := tg.Loader.Entries(tg.ESP)
@@ -152,6 +163,15 @@ func checkSlotB(t *testing.T, f *fixture, tg *install.Target) {
 		p, _ := tg.Layout.Slot("b")
 		root := make([]byte, len(f.arts[0]))
 		tg.Disk.ReadAt(root, p.Start)
+		if e.EFI != "" {
+			root := make([]byte, len(f.uki[0]))
+			tg.Disk.ReadAt(root, p.Start)
+			u, _ := tg.ESP.ReadFile(e.EFI)
+			if !bytes.Equal(root, f.uki[0]) || !bytes.Equal(u, f.uki[1]) || e.Kernel != "" {
+				t.Errorf("entry %s exists but slot b is not complete", e.File)
+			}
+			continue
+		}
 		k, _ := tg.ESP.ReadFile(e.Kernel)
 		i, _ := tg.ESP.ReadFile(e.Initrd)
 		if !bytes.Equal(root, f.arts[0]) || !bytes.Equal(k, f.arts[1]) || !bytes.Equal(i, f.arts[2]) {

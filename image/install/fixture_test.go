@@ -36,6 +36,22 @@ type fixture struct {
 	otherPb ed25519.PublicKey
 	arts    [3][]byte // v2's rootfs, kernel, initrd
 	v1, v2  bundle.Manifest
+	// uki is v2 as the second artifact set: its rootfs with a stand-in
+	// hash tree after it, and a unified kernel image. The image's bytes
+	// stand in for one (nothing here boots; bootcheck matches files by
+	// hash), as the kernel's do.
+	uki [2][]byte
+}
+
+// ukiVerity is what a UKI bundle of the fixture says of its rootfs's
+// verity tree: informational (Install copies the root hash to
+// image.json), so a stand-in: the tree's superblock at the last 4096-byte
+// boundary inside the rootfs, the data before it, and the rootfs's sha256
+// as its root hash.
+func ukiVerity(rootfs []byte) *bundle.Verity {
+	h := sha256.Sum256(rootfs)
+	off := int64(len(rootfs)-1) / 4096 * 4096
+	return &bundle.Verity{RootHash: hex.EncodeToString(h[:]), Salt: "5a5a", DataBlocks: uint64(off / 4096), HashOffset: off}
 }
 
 var (
@@ -118,6 +134,9 @@ func makeFixture() (*fixture, error) {
 			}
 		}
 	}
+	// A verity build's rootfs is the squashfs, then the hash tree's
+	// superblock and levels: here stand-in bytes.
+	f.uki = [2][]byte{append(bytes.Clone(f.arts[0]), bytes.Repeat([]byte("hash tree "), 1000)...), append([]byte("MZ unified kernel image of 2.0.0 "), f.arts[1]...)}
 	return f, nil
 }
 
@@ -131,12 +150,36 @@ func (f *fixture) bundleBytes(t *testing.T, key ed25519.PrivateKey, edit func(m 
 // bundleWith writes a bundle of the given artifacts.
 func (f *fixture) bundleWith(t *testing.T, key ed25519.PrivateKey, edit func(m *bundle.Manifest), arts [3][]byte) []byte {
 	t.Helper()
+	return f.bundleOf(t, key, edit, bundle.InstallOrder, arts[:])
+}
+
+// ukiBundle writes a bundle of v2's rootfs and unified kernel image, with
+// a verity description, manifest fields changed by edit.
+func (f *fixture) ukiBundle(t *testing.T, key ed25519.PrivateKey, edit func(m *bundle.Manifest)) []byte {
+	t.Helper()
+	return f.ukiBundleWith(t, key, edit, f.uki)
+}
+
+// ukiBundleWith writes a bundle of the second artifact set.
+func (f *fixture) ukiBundleWith(t *testing.T, key ed25519.PrivateKey, edit func(m *bundle.Manifest), arts [2][]byte) []byte {
+	t.Helper()
+	return f.bundleOf(t, key, func(m *bundle.Manifest) {
+		m.Verity = ukiVerity(arts[0])
+		if edit != nil {
+			edit(m)
+		}
+	}, bundle.UKIOrder, arts[:])
+}
+
+// bundleOf writes a bundle of arts, named by order.
+func (f *fixture) bundleOf(t *testing.T, key ed25519.PrivateKey, edit func(m *bundle.Manifest), order []string, arts [][]byte) []byte {
+	t.Helper()
 	m := bundle.Manifest{Name: f.v2.Name, Version: f.v2.Version, Compatible: f.v2.Compatible, Arch: f.v2.Arch}
 	if edit != nil {
 		edit(&m)
 	}
 	var srcs []bundle.Source
-	for i, name := range bundle.InstallOrder {
+	for i, name := range order {
 		b := arts[i]
 		srcs = append(srcs, bundle.Source{Name: name, Size: int64(len(b)), Open: func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(b)), nil
@@ -176,7 +219,7 @@ func snapshot(t *testing.T, tg *install.Target, slot string) bootedState {
 		t.Fatal(err)
 	}
 	s["partition root-"+slot] = hex.EncodeToString(h.Sum(nil))
-	for _, n := range []string{"vmlinuz", "initrd", "image.json"} {
+	for _, n := range []string{"vmlinuz", "initrd", "keel.efi", "image.json"} {
 		s["/keel/"+slot+"/"+n] = hashFile(t, tg.ESP, "/keel/"+slot+"/"+n)
 	}
 	es, err := tg.Loader.Entries(tg.ESP)

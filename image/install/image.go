@@ -12,10 +12,10 @@ import (
 	"keel/bootloader"
 )
 
-// Image says what a slot holds. It is stored beside the slot's kernel, at
-// /keel/<slot>/image.json on the ESP, by keel build and by Install, so
-// that the running image's identity can be read without mounting its
-// squashfs, on a device and on a build host alike.
+// Image says what a slot holds. It is stored beside the slot's kernel (or
+// unified kernel image), at /keel/<slot>/image.json on the ESP, by keel
+// build and by Install, so that the running image's identity can be read
+// without mounting its squashfs, on a device and on a build host alike.
 type Image struct {
 	Name       string `json:"name"`
 	Version    string `json:"version"`
@@ -25,6 +25,12 @@ type Image struct {
 	// Tries is the profile's update.tries: the trial boots an update
 	// installed from this image gets (0: DefaultTries).
 	Tries int `json:"tries,omitempty"`
+	// RootHash is the dm-verity root hash of the slot's root filesystem
+	// (lowercase hex), when it has a verity tree: from the bundle's
+	// manifest at install, from the build for a new disk. It is shown by
+	// keelctl status and keel inspect; what the kernel checks the root
+	// against is the copy in the signed UKI's command line.
+	RootHash string `json:"root_hash,omitempty"`
 }
 
 // ImagePath is where a slot's Image is stored on the ESP.

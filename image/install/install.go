@@ -3,16 +3,22 @@
 //
 //  1. remove the target slot's entry (nothing points at the slot any more);
 //  2. stream the root filesystem into the slot's partition, hashing;
-//  3. write the slot's kernel, initrd and image.json under temporary names,
-//     sync, rename into place, sync;
+//  3. write the slot's kernel and initrd (or its unified kernel image,
+//     keel.efi) and image.json under temporary names, sync, rename into
+//     place, sync;
 //  4. write the slot's entry keel-<slot>+<tries>.conf with the next
 //     generation through a temporary name, sync.
 //
-// The booted slot's partition, kernel, initrd and entry are never written,
-// so a failure or a power cut at any point leaves a disk that boots as it
-// did. The same code runs on a disk image file (keel update) and on a
-// running device (keelctl install): the disk is an io.WriterAt and the ESP a
-// bootloader.DirESP.
+// The entry is of the bundle's kind: a linux entry for a kernel and an
+// initrd, an efi entry (no options: the image's command line is signed
+// into it) for a unified kernel image, whatever kind the booted slot's
+// entry is.
+//
+// The booted slot's partition, files on the ESP and entry are never
+// written, so a failure or a power cut at any point leaves a disk that
+// boots as it did. The same code runs on a disk image file (keel update)
+// and on a running device (keelctl install): the disk is an io.WriterAt and
+// the ESP a bootloader.DirESP.
 package install
 
 import (
@@ -106,7 +112,9 @@ type Target struct {
 	ESP    bootloader.DirESP
 	Loader bootloader.Manager
 	// Booted is the running slot, "a" or "b": on a device from keel.slot
-	// on the kernel command line; for an image file the newest good entry's.
+	// on the kernel command line or, booted from a unified kernel image,
+	// from the entry systemd-boot booted (LoaderEntrySelected); for an
+	// image file the newest good entry's.
 	Booted string
 	// Running is the booted slot's image, which the bundle must match.
 	Running Image
@@ -136,9 +144,6 @@ type Result struct {
 	Image      Image
 	RootBytes  int64
 }
-
-// artifactOrder is what a bundle must carry, in the order it is written.
-var artifactOrder = []string{"rootfs", "kernel", "initrd"}
 
 // Install writes the bundle b into the slot that is not booted and makes it
 // the trial default. b's signature has been checked by bundle.Open; the
@@ -190,6 +195,9 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 	// The bundle does not say how many tries its image wants: keep the
 	// running image's setting for the next update too.
 	im := Image{Name: m.Name, Version: m.Version, Compatible: m.Compatible, Arch: m.Arch, BuildID: m.BuildID, Tries: t.Running.Tries}
+	if m.Verity != nil {
+		im.RootHash = m.Verity.RootHash
+	}
 	o.Logger.Info("installing", "name", m.Name, "version", m.Version, "slot", slot, "key", b.KeyID)
 
 	// 1. Nothing may point at the slot while it is overwritten.
@@ -229,12 +237,14 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 		}
 	}
 
-	// 3. Kernel and initrd under temporary names, then renamed.
+	// 3. Kernel and initrd, or the unified kernel image, under temporary
+	// names, then renamed.
 	dir := path.Join("/keel", slot)
 	if err := t.ESP.Mkdir(dir); err != nil {
 		return nil, fmt.Errorf("step 3: mkdir %s: %w", dir, err)
 	}
-	for _, name := range []string{"kernel", "initrd"} {
+	files := m.Order()[1:]
+	for _, name := range files {
 		a, r, err := next(b, name)
 		if err != nil {
 			return nil, err
@@ -249,16 +259,17 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 			return nil, fmt.Errorf("step 3: %s: %d of %d bytes read: %w", name, vr.done, a.Size, firstErr(vr.err, bundle.ErrTruncated))
 		}
 	}
-	// The bundle must end with the initrd (image/bundle's rule: a stream
-	// marked Padded, a block device, ends there by definition).
+	// The bundle must end with its last artifact (image/bundle's rule: a
+	// stream marked Padded, a block device, ends there by definition).
+	last := files[len(files)-1]
 	if _, _, err := b.Next(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("step 3: after the initrd: %w", firstErr(err, bundle.ErrCorrupt))
+		return nil, fmt.Errorf("step 3: after the %s: %w", last, firstErr(err, bundle.ErrCorrupt))
 	}
 	if err := t.ESP.Sync(); err != nil {
 		return nil, fmt.Errorf("step 3: sync ESP: %w", err)
 	}
-	for _, n := range []string{"vmlinuz", "initrd"} {
-		p := path.Join(dir, n)
+	for _, name := range files {
+		p := path.Join(dir, espName[name])
 		if err := t.ESP.Rename(p+".tmp", p); err != nil {
 			return nil, fmt.Errorf("step 3: rename %s.tmp: %w", p, err)
 		}
@@ -272,9 +283,13 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 
 	// 4. The entry: from now on the loader tries the new slot first.
 	e := bootloader.Entry{
-		Slot: slot, Title: fmt.Sprintf("%s %s (slot %s)", m.Name, m.Version, slot), Generation: gen + 1,
-		Kernel: path.Join(dir, "vmlinuz"), Initrd: path.Join(dir, "initrd"),
-		Options: SlotOptions(booted.Options, part.GUID, slot), Tries: o.Tries,
+		Slot: slot, Title: fmt.Sprintf("%s %s (slot %s)", m.Name, m.Version, slot), Generation: gen + 1, Tries: o.Tries,
+	}
+	if m.UsesUKI() {
+		e.EFI = UKIPath(slot)
+	} else {
+		e.Kernel, e.Initrd = path.Join(dir, "vmlinuz"), path.Join(dir, "initrd")
+		e.Options = SlotOptions(booted.Options, part.GUID, slot)
 	}
 	progress(fmt.Sprintf("writing slot %s's boot entry", slot), 0, 0)
 	if err := t.Loader.WriteEntry(t.ESP, e); err != nil {
@@ -287,14 +302,16 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 }
 
 // removeTemporaries removes what a failed install of slot wrote under
-// temporary names: its kernel, initrd, image.json and entry (written for
-// tries). They belong to the slot being written, never to the booted one.
+// temporary names: its kernel, initrd or unified kernel image, image.json
+// and entry (written for tries). They belong to the slot being written,
+// never to the booted one.
 func removeTemporaries(esp bootloader.DirESP, slot string, tries int) error {
 	var errs []error
-	for _, p := range []string{
-		path.Join("/keel", slot, "vmlinuz.tmp"), path.Join("/keel", slot, "initrd.tmp"), ImagePath(slot) + ".tmp",
-		path.Join(systemdboot.EntriesDir, systemdboot.EntryName(slot, tries)) + ".tmp",
-	} {
+	var tmps []string
+	for _, n := range slotFiles {
+		tmps = append(tmps, path.Join("/keel", slot, n)+".tmp")
+	}
+	for _, p := range append(tmps, path.Join(systemdboot.EntriesDir, systemdboot.EntryName(slot, tries))+".tmp") {
 		if err := esp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -306,7 +323,15 @@ func removeTemporaries(esp bootloader.DirESP, slot string, tries int) error {
 }
 
 // espName is where each artifact lives in /keel/<slot>/.
-var espName = map[string]string{"kernel": "vmlinuz", "initrd": "initrd"}
+var espName = map[string]string{bundle.Kernel: "vmlinuz", bundle.Initrd: "initrd", bundle.UKI: "keel.efi"}
+
+// slotFiles are the files of a slot on the ESP that an install replaces:
+// either kind's boot files, so that a slot that changes kind keeps no
+// stale file, and image.json.
+var slotFiles = []string{"vmlinuz", "initrd", "keel.efi", "image.json"}
+
+// UKIPath is where a slot's unified kernel image lives on the ESP.
+func UKIPath(slot string) string { return path.Join("/keel", slot, espName[bundle.UKI]) }
 
 func entryName(slot string, tries int) string {
 	return fmt.Sprintf("keel-%s+%d.conf", slot, tries)
@@ -324,14 +349,16 @@ func otherSlot(s string) (string, error) {
 
 // Check refuses a manifest that is not for the running image: another
 // compatible string, another architecture, an older version (unless
-// allowDowngrade), or not the three artifacts in install order.
+// allowDowngrade), or not the artifacts of one set (bundle.InstallOrder,
+// bundle.UKIOrder) in order.
 func Check(running Image, m bundle.Manifest, allowDowngrade bool) error {
-	if len(m.Artifacts) != len(artifactOrder) {
-		return fmt.Errorf("%w: %d artifacts, want %s", ErrBadManifest, len(m.Artifacts), strings.Join(artifactOrder, ", "))
+	order := m.Order()
+	if len(m.Artifacts) != len(order) {
+		return fmt.Errorf("%w: %d artifacts, want %s", ErrBadManifest, len(m.Artifacts), strings.Join(order, ", "))
 	}
 	for i, a := range m.Artifacts {
-		if a.Name != artifactOrder[i] {
-			return fmt.Errorf("%w: artifact %d is %q, want %q", ErrBadManifest, i+1, a.Name, artifactOrder[i])
+		if a.Name != order[i] {
+			return fmt.Errorf("%w: artifact %d is %q, want %q", ErrBadManifest, i+1, a.Name, order[i])
 		}
 		if a.Size <= 0 {
 			return fmt.Errorf("%w: artifact %s has size %d", ErrBadManifest, a.Name, a.Size)
@@ -372,12 +399,12 @@ func bootedEntry(es []bootloader.EntryState, booted string) (bootloader.EntrySta
 	return *b, gen, nil
 }
 
-// removeSlotFiles deletes the slot's old kernel, initrd and image.json (and
-// their temporary names) once no entry points at them, so that an ESP with
-// room for two kernels per slot is enough. Anything else there (a *.stale
-// kept by Cleanup) stays.
+// removeSlotFiles deletes the slot's old kernel, initrd, unified kernel
+// image and image.json (and their temporary names) once no entry points at
+// them, so that an ESP with room for two kernels per slot is enough.
+// Anything else there (a *.stale kept by Cleanup) stays.
 func removeSlotFiles(esp bootloader.DirESP, slot string) error {
-	for _, n := range []string{"vmlinuz", "initrd", "image.json"} {
+	for _, n := range slotFiles {
 		for _, p := range []string{path.Join("/keel", slot, n), path.Join("/keel", slot, n) + ".tmp"} {
 			if err := esp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("remove %s: %w", p, err)
@@ -389,7 +416,10 @@ func removeSlotFiles(esp bootloader.DirESP, slot string) error {
 
 // SlotOptions turns the booted entry's kernel command line into the other
 // slot's: root=PARTUUID= and keel.slot= point at the new slot, everything
-// else (console, init=, the profile's cmdline) is kept.
+// else (console, init=, the profile's cmdline) is kept. A booted entry
+// without options (an efi entry: its command line is inside the image)
+// gives just root=PARTUUID= and keel.slot=: a kernel and initrd installed
+// from such a slot boot without the profile's cmdline and init=.
 func SlotOptions(booted, partGUID, slot string) string {
 	out := []string{"root=PARTUUID=" + strings.ToLower(partGUID), "keel.slot=" + slot}
 	for _, f := range strings.Fields(booted) {

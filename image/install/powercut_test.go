@@ -143,30 +143,18 @@ func runPowerCut(t *testing.T, sc powerCutScenario, rng *rand.Rand, single, rand
 
 // powerCutScenarios: v2 into slot b of the v1 disk (slot a booted); and
 // from that disk, with b blessed and booted, a v3 of distinct bytes into
-// slot a, which removes a's entry first.
+// slot a, which removes a's entry first. Then the same with unified kernel
+// images: v2's image into slot b of the v1 disk (a linux entry booted, an
+// efi entry written), and from that disk, with b blessed, v3's image into
+// slot a, and v3's kernel and initrd into slot a (an efi entry booted, a
+// linux entry written).
 func powerCutScenarios(t *testing.T, f *fixture) []powerCutScenario {
 	base, err := os.ReadFile(f.disk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v2 := f.bundleBytes(t, f.key, nil)
-
-	d := powercut.New(base)
-	tg, err := install.OpenDisk(d, int64(len(base)), epoch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bundle.Open(bytes.NewReader(v2), []ed25519.PublicKey{f.pub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := install.Install(context.Background(), *tg, b, install.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Loader.MarkGood(tg.ESP, "b"); err != nil {
-		t.Fatal(err)
-	}
-	blessed := d.After(powercut.Variant{Name: "v2 blessed"}).Bytes()
+	blessed := installBlessed(t, f, base, v2, "b")
 
 	arts3 := [3][]byte{
 		append(bytes.Clone(f.arts[0]), bytes.Repeat([]byte("v3"), 2048)...),
@@ -174,14 +162,48 @@ func powerCutScenarios(t *testing.T, f *fixture) []powerCutScenario {
 		append(bytes.Clone(f.arts[2]), make([]byte, 100)...),
 	}
 	v3 := f.bundleWith(t, f.key, func(m *bundle.Manifest) { m.Version = "3.0.0" }, arts3)
-	b3, err := bundle.Open(bytes.NewReader(v3), []ed25519.PublicKey{f.pub})
+	uki2 := f.ukiBundle(t, f.key, nil)
+	uki3 := f.ukiBundleWith(t, f.key, func(m *bundle.Manifest) { m.Version = "3.0.0" }, [2][]byte{arts3[0], append(bytes.Clone(f.uki[1]), "v3"...)})
+	ukiBlessed := installBlessed(t, f, base, uki2, "b")
+	return []powerCutScenario{
+		{name: "v2 into slot b", base: base, bundle: v2, old: f.v1, new: manifest(t, v2), oldSlot: "a"},
+		{name: "v3 into slot a", base: blessed, bundle: v3, old: f.v2, new: manifest(t, v3), oldSlot: "b"},
+		{name: "v2's image into slot b", base: base, bundle: uki2, old: f.v1, new: manifest(t, uki2), oldSlot: "a"},
+		{name: "v3's image into slot a from b's image", base: ukiBlessed, bundle: uki3, old: manifest(t, uki2), new: manifest(t, uki3), oldSlot: "b"},
+		{name: "v3's kernel into slot a from b's image", base: ukiBlessed, bundle: v3, old: manifest(t, uki2), new: manifest(t, v3), oldSlot: "b"},
+	}
+}
+
+// installBlessed is the disk base with bundle installed into slot and
+// blessed.
+func installBlessed(t *testing.T, f *fixture, base, bb []byte, slot string) []byte {
+	t.Helper()
+	d := powercut.New(base)
+	tg, err := install.OpenDisk(d, int64(len(base)), epoch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []powerCutScenario{
-		{name: "v2 into slot b", base: base, bundle: v2, old: f.v1, new: f.v2, oldSlot: "a"},
-		{name: "v3 into slot a", base: blessed, bundle: v3, old: f.v2, new: b3.Manifest, oldSlot: "b"},
+	b, err := bundle.Open(bytes.NewReader(bb), []ed25519.PublicKey{f.pub})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if res, err := install.Install(context.Background(), *tg, b, install.Options{}); err != nil || res.Slot != slot {
+		t.Fatalf("install into slot %s: %+v, %v", slot, res, err)
+	}
+	if err := tg.Loader.MarkGood(tg.ESP, slot); err != nil {
+		t.Fatal(err)
+	}
+	return d.After(powercut.Variant{Name: "installed and blessed"}).Bytes()
+}
+
+// manifest is a bundle's manifest.
+func manifest(t *testing.T, bb []byte) bundle.Manifest {
+	t.Helper()
+	b, err := bundle.OpenUnverified(bytes.NewReader(bb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Manifest
 }
 
 // TestBootcheckCanFail: the checker is not a rubber stamp. A disk whose

@@ -21,6 +21,11 @@ type SlotStatus struct {
 	TriesLeft int    `json:"tries_left,omitempty"`
 	TriesDone int    `json:"tries_done,omitempty"`
 	Entry     string `json:"entry,omitempty"`
+	// EFI is set when the slot's entry boots a unified kernel image.
+	EFI string `json:"efi,omitempty"`
+	// RootHash is the slot's dm-verity root hash from its image.json, if
+	// any.
+	RootHash string `json:"root_hash,omitempty"`
 }
 
 // Slots are the slots of a keel disk, in order.
@@ -39,12 +44,12 @@ func Status(esp bootloader.DirESP, m bootloader.Manager, booted string) ([]SlotS
 			if e.Slot != s {
 				continue
 			}
-			st.Generation, st.State, st.Entry = e.Generation, e.State(), e.File
+			st.Generation, st.State, st.Entry, st.EFI = e.Generation, e.State(), e.File, e.EFI
 			if e.Counted {
 				st.TriesLeft, st.TriesDone = e.Tries, e.TriesDone
 			}
 			if im, err := ReadImage(esp, s, e); err == nil {
-				st.Name, st.Version, st.BuildID = im.Name, im.Version, im.BuildID
+				st.Name, st.Version, st.BuildID, st.RootHash = im.Name, im.Version, im.BuildID, im.RootHash
 			}
 			break
 		}
