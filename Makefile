@@ -67,6 +67,8 @@ bench: keel
 	bench/squashfs.sh
 	bench/build.sh
 	bench/debian.sh
+	bench/verity.sh
+	bench/boot.sh
 	$(GO) test -run '^$$' -bench InstallSlot -benchtime 3x ./image/install/
 
 fmt:

@@ -103,6 +103,11 @@ func (p *Profile) setDefaults() {
 	if !has("disk.squashfs.level") {
 		d.Squashfs.Level = defaultLevels[d.Squashfs.Compression]
 	}
+	// The root hash is only worth what binds it to the kernel: the UKI's
+	// command line, signed with it.
+	if d.Verity {
+		p.Boot.UKI = true
+	}
 
 	u := &p.Update
 	if !has("update.tries") {

@@ -6,7 +6,7 @@
 // each naming the file, line, column and field path it is about, joined with
 // errors.Join so a user fixes everything in one round:
 //
-//	profile.yaml:12:3: disk.slot_size: unknown field (known: size, esp, slot, data, squashfs)
+//	profile.yaml:12:3: disk.slot_size: unknown field (known: size, esp, slot, data, squashfs, verity)
 //	profile.yaml:14:9: disk.slot: "12Q" is not a size
 //
 // Callers branch on errors.As(err, new(*profiles.Error)) to tell a bad

@@ -144,7 +144,7 @@ func TestErrorInInclude(t *testing.T) {
 	data, _ := os.ReadFile("testdata/badinclude/top.yaml")
 	data = []byte(strings.Replace(string(data), "  - missing.yaml\n", "", 1))
 	_, err = Parse("testdata/badinclude/top.yaml", data)
-	want = "testdata/badinclude/inc.yaml:2:3: disk.slot_size: unknown field (known: size, esp, slot, data, squashfs)"
+	want = "testdata/badinclude/inc.yaml:2:3: disk.slot_size: unknown field (known: size, esp, slot, data, squashfs, verity)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got error:\n%v\nwant:\n%s", err, want)
 	}

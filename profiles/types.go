@@ -133,6 +133,8 @@ type Service struct {
 // Boot is the boot loader put on the ESP.
 type Boot struct {
 	Loader string `yaml:"loader" keel:"path" doc:"Local path of the systemd-boot EFI binary (systemd-bootx64.efi). Default: from the systemd-boot-efi package of debian's repository when the profile has a debian section, else the build host's."`
+	UKI    bool   `yaml:"uki" doc:"Boot each slot from one unified kernel image (kernel, initrd, command line, os-release in one PE file on systemd's stub), the file Secure Boot signs. On whenever disk.verity is, or keel build signs for Secure Boot."`
+	Stub   string `yaml:"stub" keel:"path" doc:"Local path of systemd's UKI stub (linuxx64.efi.stub). Default: from the same place as the loader."`
 }
 
 // Debian is the repository packages come from. Mirror and keyring default
@@ -163,6 +165,7 @@ type Disk struct {
 	Slot     Size     `yaml:"slot" doc:"Size of each of the two root slots (A and B). Default 1GiB."`
 	Data     Size     `yaml:"data" doc:"Persistent data partition (ext4, mounted at /var): at least 8MiB, under 16TiB. Default 256MiB."`
 	Squashfs Squashfs `yaml:"squashfs" doc:"How the root squashfs is compressed."`
+	Verity   bool     `yaml:"verity" doc:"Protect each root slot with dm-verity: the squashfs is followed in its slot by its hash tree, and the root hash goes on the (signed) kernel command line of the slot's unified kernel image, so a changed block reads as an I/O error. Implies boot.uki."`
 }
 
 // Squashfs says how the root squashfs is compressed.

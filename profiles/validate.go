@@ -96,6 +96,9 @@ func (c *checker) check() {
 	if p.Boot.Loader != "" {
 		c.localFile("boot.loader", p.Boot.Loader)
 	}
+	if p.Boot.Stub != "" {
+		c.localFile("boot.stub", p.Boot.Stub)
+	}
 	c.disk()
 	c.update()
 }

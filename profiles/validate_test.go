@@ -29,7 +29,7 @@ func TestBadProfiles(t *testing.T) {
 		{"unknown field", head + "nmae: x\n", []string{
 			"4:1: nmae: unknown field (known: keel, name, version, arch, compatible, include, kernel, debian, packages, sources, users, groups, hostname, services, network, timezone, locale, boot, disk, update)"}},
 		{"unknown nested field", head + "disk:\n  slot_size: 2G\n", []string{
-			"5:3: disk.slot_size: unknown field (known: size, esp, slot, data, squashfs)"}},
+			"5:3: disk.slot_size: unknown field (known: size, esp, slot, data, squashfs, verity)"}},
 		{"unknown field in list item", head + "users:\n  - name: a\n    uid: 1\n    login: /bin/sh\n", []string{
 			"7:5: users[0].login: unknown field (known: name, uid, gid, groups, home, shell, password, ssh_authorized_keys)"}},
 		{"list expected", head + "users: {name: a}\n", []string{

@@ -41,6 +41,8 @@ type abFixture struct {
 	disk    map[string]string // version -> its disk image
 	bundle  map[string]string // version -> its bundle
 	bundles []string          // padded copies attached to every VM: /dev/vdb (2.0.0), vdc (3.0.0), vdd (4.0.0)
+	// firmware, when set, changes the VMs' firmware (Secure Boot).
+	firmware func(*qemu.Config)
 }
 
 // TestABUpdate boots A/B updates for real (issue 4, "How it is checked",
@@ -279,7 +281,11 @@ func (f *abFixture) boot(t *testing.T, disk, vars, name string) *guest {
 	t.Helper()
 	pr, pw := io.Pipe()
 	start := time.Now()
-	vm, err := qemu.Start(f.h.ctx, qemu.Config{Disk: disk, ExtraDisks: f.bundles, VarsCopy: vars, Timeout: vmTimeout, Stdin: pr})
+	cfg := qemu.Config{Disk: disk, ExtraDisks: f.bundles, VarsCopy: vars, Timeout: vmTimeout, Stdin: pr}
+	if f.firmware != nil {
+		f.firmware(&cfg)
+	}
+	vm, err := qemu.Start(f.h.ctx, cfg)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"keel/bootloader"
 	"keel/bootloader/espdir"
@@ -25,31 +21,6 @@ const efivarsDir = "/sys/firmware/efi/efivars"
 // that holds this boot's try counter ("\loader\entries\keel-b+2-1.conf");
 // it is absent when the booted entry has no counter (DESIGN §4).
 const loaderBootCountPathVar = "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-
-// readEFIStringVar reads a UTF-16LE string variable from an efivarfs dir
-// ("" and no error if it does not exist). efivarfs prefixes the value with
-// the 4-byte attributes.
-func readEFIStringVar(dir, name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading EFI variable %s: %w", name, err)
-	}
-	if len(b) < 4 || len(b)%2 != 0 {
-		return "", fmt.Errorf("EFI variable %s: %d bytes is not attributes + UTF-16", name, len(b))
-	}
-	u := make([]uint16, 0, (len(b)-4)/2)
-	for i := 4; i+1 < len(b); i += 2 {
-		c := uint16(b[i]) | uint16(b[i+1])<<8
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
-	}
-	return string(utf16.Decode(u)), nil
-}
 
 // blesser records the verdict where the boot loader and keelctl see it.
 type blesser interface {

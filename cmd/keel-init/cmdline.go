@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,6 +17,10 @@ type bootParams struct {
 	Init     string        // init=; "" means /sbin/init
 	RootWait time.Duration // keel.rootwait=<seconds>; 0 means defaultRootWait
 	NoData   bool          // keel.data=none: /var is a tmpfs, by request
+	// RootHash (roothash=, hex) mounts the root through dm-verity, its
+	// hash tree at byte VerityOffset of the partition (keel.verity=).
+	RootHash     []byte
+	VerityOffset int64
 }
 
 const defaultRootWait = 10 * time.Second
@@ -112,6 +118,16 @@ func parseCmdline(line string) (bootParams, error) {
 				err = fmt.Errorf("%q: not an absolute path", v)
 			}
 			p.Init = v
+		case "roothash":
+			p.RootHash, err = hex.DecodeString(v)
+			if err == nil && len(p.RootHash) != sha256.Size {
+				err = fmt.Errorf("%q: want %d hex digits (sha256)", v, 2*sha256.Size)
+			}
+		case "keel.verity":
+			p.VerityOffset, err = strconv.ParseInt(v, 10, 64)
+			if err == nil && (p.VerityOffset <= 0 || p.VerityOffset%4096 != 0) {
+				err = fmt.Errorf("%q: want the hash tree's byte offset, a positive multiple of 4096", v)
+			}
 		case "keel.rootwait":
 			var n float64
 			n, err = strconv.ParseFloat(v, 64)
@@ -125,6 +141,9 @@ func parseCmdline(line string) (bootParams, error) {
 		if err != nil {
 			return bootParams{}, fmt.Errorf("kernel command line: %s: %w", k, err)
 		}
+	}
+	if (p.RootHash == nil) != (p.VerityOffset == 0) {
+		return bootParams{}, fmt.Errorf("kernel command line: roothash= and keel.verity= go together (a verity root needs both)")
 	}
 	return p, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -62,6 +63,11 @@ func TestParseCmdline(t *testing.T) {
 			want: bootParams{Slot: "a"},
 		},
 		{
+			name: "a unified kernel image's: verity, no partition, no slot",
+			in:   "roothash=ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB keel.verity=1052672 init=/sbin/keel-init console=ttyS0",
+			want: bootParams{Init: "/sbin/keel-init", RootHash: bytes.Repeat([]byte{0xab}, 32), VerityOffset: 1052672},
+		},
+		{
 			name: "no root is not a parse error",
 			in:   "quiet",
 			want: bootParams{},
@@ -89,6 +95,12 @@ func TestParseCmdlineErrors(t *testing.T) {
 		{"keel.rootwait=soon", "keel.rootwait"},
 		{"keel.rootwait=0", "keel.rootwait"},
 		{"keel.data=LABEL=data", "keel.data"},
+		{"roothash=abcd keel.verity=4096", "want 64 hex digits"},
+		{"roothash=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx keel.verity=4096", "roothash"},
+		{"roothash=abababababababababababababababababababababababababababababababab keel.verity=4097", "multiple of 4096"},
+		{"roothash=abababababababababababababababababababababababababababababababab keel.verity=-4096", "keel.verity"},
+		{"roothash=abababababababababababababababababababababababababababababababab", "go together"},
+		{"keel.verity=4096", "go together"},
 	} {
 		_, err := parseCmdline(tc.in)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"keel/bootloader/systemdboot"
 	"keel/rootfs/services"
 )
 
@@ -279,7 +280,7 @@ func TestReadEFIStringVar(t *testing.T) {
 		{"Short-x", "", "not attributes"},
 		{"Odd-x", "", "not attributes"},
 	} {
-		got, err := readEFIStringVar(dir, tc.name)
+		got, err := systemdboot.ReadEFIStringVar(dir, tc.name)
 		if got != tc.want || (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("%s: %q, %v; want %q, error %q", tc.name, got, err, tc.want, tc.wantErr)
 		}

@@ -45,10 +45,6 @@ func initrdMain(con *console) error {
 	if err != nil {
 		return err
 	}
-	if params.Root.Kind == "" {
-		return fmt.Errorf("no root= on the kernel command line (want root=PARTUUID=<uuid>): %q", line)
-	}
-
 	if err := loadModuleList(con); err != nil {
 		return err
 	}
@@ -57,17 +53,18 @@ func initrdMain(con *console) error {
 	if wait == 0 {
 		wait = defaultRootWait
 	}
-	root, err := waitForDevice(sysClassBlock, params.Root, "", wait)
+	root, err := rootDevice(con, &params, wait)
 	if err != nil {
 		return fmt.Errorf("root partition: %w", err)
 	}
 	if err := os.MkdirAll(sysroot, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", sysroot, err)
 	}
-	if err := unix.Mount("/dev/"+root.Name, sysroot, "squashfs", unix.MS_RDONLY, ""); err != nil {
-		return fmt.Errorf("mounting root %s (squashfs, read-only) on %s: %w", root, sysroot, err)
+	src, err := mountRoot(con, root, params)
+	if err != nil {
+		return err
 	}
-	con.logf("root: %s, slot %s, mounted read-only", root, firstNonEmpty(params.Slot, "unknown"))
+	con.logf("root: %s (%s), slot %s, mounted read-only", root, src, firstNonEmpty(params.Slot, "unknown"))
 
 	if mountData(con, params, root.Disk) {
 		prepareVar(con)

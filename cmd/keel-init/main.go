@@ -22,6 +22,11 @@
 //
 //	root=PARTUUID=<uuid>     the slot's partition (or PARTLABEL=<label>, /dev/<name>)
 //	keel.slot=a|b            the booted slot, shown on the ready line
+//	                         (neither on a unified kernel image's line: the slot
+//	                         is then LoaderEntrySelected's, the partition the
+//	                         one labelled root-<slot> on the loader's disk)
+//	roothash=<sha256 hex>    mount the root through dm-verity with this root
+//	keel.verity=<offset>     hash, the tree at this byte offset of the slot
 //	keel.data=PARTUUID=<uuid> the data partition (or PARTLABEL=, /dev/<name>);
 //	                         default: the partition labelled "data", on the
 //	                         root's disk first; "none" for a tmpfs /var

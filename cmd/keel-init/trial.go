@@ -11,6 +11,7 @@ import (
 
 	"keel/bootloader"
 	"keel/bootloader/espdir"
+	"keel/bootloader/systemdboot"
 	"keel/image/verdict"
 )
 
@@ -36,7 +37,7 @@ func trialCountPath(con *console) string {
 		con.logf("WARNING: %v; is this a trial boot? not known", err)
 		return ""
 	}
-	p, err := readEFIStringVar(efivarsDir, loaderBootCountPathVar)
+	p, err := systemdboot.ReadEFIStringVar(efivarsDir, loaderBootCountPathVar)
 	if err != nil {
 		con.logf("WARNING: %v", err)
 		return ""
@@ -72,7 +73,7 @@ func mountBootESP() (bootloader.DirESP, error) {
 	if err == nil {
 		return esp, nil
 	}
-	uuid, uerr := readEFIStringVar(efivarsDir, loaderDevicePartUUIDVar)
+	uuid, uerr := systemdboot.ReadEFIStringVar(efivarsDir, loaderDevicePartUUIDVar)
 	if uerr != nil || uuid == "" {
 		return nil, errors.Join(err, uerr)
 	}

@@ -24,6 +24,7 @@ type buildOptions struct {
 	sshKeys []string
 	sshUser string
 	layers  layerFlags
+	sb      sbFlags
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -52,12 +53,20 @@ generate and keel bundle inspect). Two builds of the same profile with the
 same inputs give identical bytes: every timestamp is SOURCE_DATE_EPOCH (0 when
 unset), every GUID is derived from the profile's name.
 
+Verified boot: disk.verity in the profile puts a dm-verity hash tree after
+the root squashfs in its slot and the root hash on the command line of the
+slot's unified kernel image (boot.uki). --sb-key and --sb-cert sign
+systemd-boot and that image for Secure Boot; --sb-keys DIR (from keel
+secureboot keys NAME) also leaves DIR's PK, KEK and db on the ESP, which
+systemd-boot enrolls on a machine in setup mode.
+
 ` + exitCodesHelp,
 		Example: `  keel build                                   # the built-in minimal profile → ./minimal.img
   keel build server --ssh-key ~/.ssh/id_ed25519.pub
   keel build profiles/examples/busybox.yaml -o out/busybox.img
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) keel build my.yaml -o my.img
-  keel build my.yaml -o out/my.img --sign-key release.key   # also out/NAME-VERSION.keel`,
+  keel build my.yaml -o out/my.img --sign-key release.key   # also out/NAME-VERSION.keel
+  keel build my.yaml --sb-keys my-secureboot                # signed for, and enrolling, my keys`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -74,6 +83,10 @@ unset), every GUID is derived from the profile's name.
 				if key, err = bundle.ReadPrivateKey(o.signKey); err != nil {
 					return usageError{err}
 				}
+			}
+			sb, err := o.sb.options()
+			if err != nil {
+				return err
 			}
 			epoch, err := sourceDateEpoch()
 			if err != nil {
@@ -113,7 +126,7 @@ unset), every GUID is derived from the profile's name.
 			res, err := build.Build(ctx, p, build.Options{
 				Output: o.output, KeelInit: init, Keelctl: ctl, ApplyImage: images.apply,
 				Epoch: epoch, Workers: o.workers, Logger: g.logger(), Progress: stageProgress(),
-				SignKey: key, Debian: deb,
+				SignKey: key, Debian: deb, SecureBoot: sb,
 			})
 			if err != nil {
 				return err
@@ -129,6 +142,7 @@ unset), every GUID is derived from the profile's name.
 	cmd.Flags().StringVar(&o.signKey, "sign-key", "", "private key file: also write the signed update bundle NAME-VERSION.keel")
 	cmd.Flags().StringArrayVar(&o.sshKeys, "ssh-key", nil, "public key file (or key line) to add to --ssh-user's authorized keys; repeatable")
 	cmd.Flags().StringVar(&o.sshUser, "ssh-user", "keel", "the profile's user that --ssh-key keys are for")
+	o.sb.register(cmd)
 	o.debian.register(cmd, true)
 	return cmd
 }
@@ -177,9 +191,15 @@ func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, verb
 		switch part.Label {
 		case "esp":
 			content = fmt.Sprintf("systemd-boot, kernel %s, initrd %s (%d modules)", human(r.KernelBytes), human(r.InitrdBytes), r.Modules)
+			if r.UKIBytes > 0 {
+				content = fmt.Sprintf("systemd-boot, unified kernel image %s (%d modules)", human(r.UKIBytes), r.Modules)
+			}
 		case "root-a":
-			ratio := 100 * float64(r.RootBytes) / float64(max(r.ContentBytes, 1))
-			content = fmt.Sprintf("squashfs %s (%s) of %s, %.1f%%, %d inodes", human(r.RootBytes), p.Disk.Squashfs.Compression, human(r.ContentBytes), ratio, r.Inodes)
+			ratio := 100 * float64(r.SquashfsBytes) / float64(max(r.ContentBytes, 1))
+			content = fmt.Sprintf("squashfs %s (%s) of %s, %.1f%%, %d inodes", human(r.SquashfsBytes), p.Disk.Squashfs.Compression, human(r.ContentBytes), ratio, r.Inodes)
+			if r.Verity != nil {
+				content += fmt.Sprintf(", verity tree %s, root hash %x", human(r.Verity.HashSize), r.Verity.RootHash)
+			}
 		case "root-b":
 			content = "empty until the first update"
 		case "data":

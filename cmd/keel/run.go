@@ -22,6 +22,7 @@ type runOptions struct {
 	disks   []string
 	net     bool
 	forward []string
+	sb      string
 }
 
 func newRunCmd() *cobra.Command {
@@ -39,10 +40,19 @@ Acceleration: TCG by default. KVM is used only with --accel kvm, or with
 /dev/kvm exists but fails inside the firmware). KEEL_ACCEL=tcg|kvm|auto sets
 the default.
 
+Secure Boot: --secure-boot snakeoil runs OVMF's Secure Boot firmware
+enforcing the ovmf package's snakeoil keys (sign with keel build --sb-key
+snakeoil.key --sb-cert /usr/share/ovmf/PkKek-1-snakeoil.pem, the key
+decrypted first: openssl pkey -in /usr/share/ovmf/PkKek-1-snakeoil.key
+-passin pass:snakeoil -out snakeoil.key); --secure-boot setup runs it in setup
+mode, with no keys, where an image built with --sb-keys enrolls its own.
+With --vars, enrolled keys stay for the next run.
+
 Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 		Example: `  keel run out/busybox.img
   keel run --timeout 60s --vars vars.fd out/busybox.img
-  keel run --forward 2222:22 server.img     # then: ssh -p 2222 keel@127.0.0.1`,
+  keel run --forward 2222:22 server.img     # then: ssh -p 2222 keel@127.0.0.1
+  keel run --secure-boot setup --vars sb.fd my.img   # enrolls my.img's keys, then enforces them`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := os.Stat(args[0]); err != nil {
@@ -61,6 +71,15 @@ Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 					return usagef("--forward %q: want HOSTPORT:GUESTPORT, e.g. 2222:22", f)
 				}
 				cfg.Forwards = append(cfg.Forwards, qemu.Forward{HostPort: hp, GuestPort: gp})
+			}
+			switch o.sb {
+			case "off":
+			case "snakeoil":
+				cfg.SecureBoot, cfg.OVMFCode, cfg.OVMFVars = true, qemu.SecureBootCode, qemu.SnakeoilVars
+			case "setup":
+				cfg.SecureBoot, cfg.OVMFCode, cfg.OVMFVars = true, qemu.SecureBootCode, qemu.SetupModeVars
+			default:
+				return usagef("--secure-boot %q: want off, snakeoil or setup", o.sb)
 			}
 			if term.IsTerminal(int(os.Stdin.Fd())) {
 				cfg.Stdin = os.Stdin
@@ -84,6 +103,7 @@ Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 	f.StringVar(&o.vars, "vars", "", "UEFI variable store to use and keep (default: a fresh private copy)")
 	f.StringSliceVar(&o.disks, "disk", nil, "extra raw disk images to attach (repeatable)")
 	f.BoolVar(&o.net, "net", false, "give the guest a NIC on QEMU's user network (DHCP; restricted: nothing leaves the machine)")
+	f.StringVar(&o.sb, "secure-boot", "off", "off, snakeoil (enforce the ovmf package's snakeoil keys) or setup (no keys: an image may enroll its own)")
 	f.StringArrayVar(&o.forward, "forward", nil, "forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT, e.g. 2222:22 for ssh (implies --net; repeatable)")
 	return cmd
 }

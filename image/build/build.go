@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"keel/rootfs/initrd"
 	"keel/rootfs/kmod"
 	"keel/rootfs/squashfs"
+	"keel/rootfs/verity"
 )
 
 // Options are a build's inputs beyond the profile.
@@ -53,14 +55,23 @@ type Options struct {
 	Bundle string
 	// Debian is where packages come from, for profiles that have any.
 	Debian Debian
+	// SecureBoot, when set, signs systemd-boot and the slot's unified
+	// kernel image (which it turns on) for Secure Boot.
+	SecureBoot *SecureBoot
 }
 
 // Result describes a finished build.
 type Result struct {
-	Output       string
-	Layout       *disk.Layout
-	RootOffset   int64 // where slot A (and its squashfs) starts on the disk
-	RootBytes    int64 // squashfs size
+	Output     string
+	Layout     *disk.Layout
+	RootOffset int64 // where slot A (and its squashfs) starts on the disk
+	RootBytes  int64 // slot payload: the squashfs, and its verity tree if any
+	// SquashfsBytes is the squashfs alone (RootBytes without the tree).
+	SquashfsBytes int64
+	// Verity is the slot's hash tree, with disk.verity.
+	Verity *verity.Info
+	// UKIBytes is the slot's unified kernel image, with boot.uki.
+	UKIBytes     int64
 	ContentBytes int64 // file content in the root tree
 	Inodes       uint32
 	KernelBytes  int64
@@ -110,6 +121,13 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := secureBootLoader(loader, o.SecureBoot); err != nil {
+		return nil, err
+	}
+	if o.SecureBoot != nil {
+		p.Boot.UKI = true // what Secure Boot can check: kernel, initrd and command line in one signed file
+	}
+	useUKI := p.Boot.UKI
 
 	stage("assembling root tree")
 	tree, err := assembleTree(ctx, p, o, prep, res)
@@ -129,6 +147,7 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	}
 	kernel := k.file
 	initrdPath := filepath.Join(tmp, "initrd")
+	ukiFile := filepath.Join(tmp, "keel.efi")
 	nmods, err := writeInitrd(ctx, initrdPath, p, k, o)
 	if err != nil {
 		return nil, err
@@ -137,8 +156,9 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 
 	a, _ := layout.Slot("a")
 	res.RootOffset = a.Start
+	init := assemble.InitFor(tree)
 	options := []string{"root=PARTUUID=" + strings.ToLower(a.GUID), "keel.slot=a"}
-	if init := assemble.InitFor(tree); init != "" {
+	if init != "" {
 		options = append(options, "init="+init)
 	}
 	if p.Kernel.Cmdline != "" {
@@ -148,10 +168,13 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		Slot: "a", Title: fmt.Sprintf("%s %s (slot a)", p.Name, p.Version), Generation: 1,
 		Kernel: "/keel/a/vmlinuz", Initrd: "/keel/a/initrd", Options: strings.Join(options, " "),
 	}
+	if useUKI {
+		entry.Kernel, entry.Initrd, entry.Options, entry.EFI = "", "", "", install.UKIPath("a")
+	}
 	when := time.Unix(o.Epoch, 0).UTC()
 	contents := disk.Contents{
 		Layout: layout,
-		Root: func(ctx context.Context, w io.WriterAt) (int64, error) {
+		Root: func(ctx context.Context, w disk.ReadWriterAt) (int64, error) {
 			stage("writing root squashfs to slot a")
 			st, err := squashfs.Write(ctx, w, tree, squashfs.Options{
 				Compression: squashfs.Compression(p.Disk.Squashfs.Compression),
@@ -172,8 +195,21 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 			if err != nil {
 				return 0, err
 			}
-			res.RootBytes, res.ContentBytes, res.Inodes = st.Bytes, st.ContentBytes, st.Inodes
-			return st.Bytes, nil
+			res.RootBytes, res.SquashfsBytes, res.ContentBytes, res.Inodes = st.Bytes, st.Bytes, st.ContentBytes, st.Inodes
+			if !p.Disk.Verity {
+				return st.Bytes, nil
+			}
+			stage("writing verity hash tree to slot a")
+			v, err := writeVerity(ctx, w, st.Bytes, seed, p, o.Workers)
+			if errors.Is(err, disk.ErrPartitionFull) {
+				return 0, p.Errorf("disk.slot", "slot of %s is too small for the root filesystem and its verity hash tree (%d bytes of squashfs): raise disk.slot",
+					profiles.Size(a.Size), st.Bytes)
+			}
+			if err != nil {
+				return 0, fmt.Errorf("verity: %w", err)
+			}
+			res.Verity, res.RootBytes = v, v.HashOffset+v.HashSize
+			return res.RootBytes, nil
 		},
 		ESP: func(w disk.ReadWriterAt, size int64, lba uint32) error {
 			stage("writing ESP")
@@ -189,14 +225,30 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 					return err
 				}
 			}
-			if res.KernelBytes, err = copyInto(esp, "/keel/a/vmlinuz", kernel); err != nil {
-				return err
-			}
-			if res.InitrdBytes, err = copyInto(esp, "/keel/a/initrd", initrdPath); err != nil {
-				return err
+			if useUKI {
+				pe, err := makeUKI(p, prep, tree, kernel, initrdPath, ukiCmdline(p, init, res.Verity), o.SecureBoot)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(ukiFile, pe, 0o644); err != nil {
+					return err
+				}
+				if res.UKIBytes, err = copyInto(esp, install.UKIPath("a"), ukiFile); err != nil {
+					return err
+				}
+			} else {
+				if res.KernelBytes, err = copyInto(esp, "/keel/a/vmlinuz", kernel); err != nil {
+					return err
+				}
+				if res.InitrdBytes, err = copyInto(esp, "/keel/a/initrd", initrdPath); err != nil {
+					return err
+				}
 			}
 			// What the slot holds, for the installer's checks and keelctl status.
 			im := install.Image{Name: p.Name, Version: p.Version, Compatible: p.Compatible, Arch: p.Arch, Tries: p.Update.Tries}
+			if res.Verity != nil {
+				im.RootHash = hex.EncodeToString(res.Verity.RootHash)
+			}
 			if err := install.WriteImage(esp, "a", im); err != nil {
 				return err
 			}
@@ -222,7 +274,7 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	// same files the disk got.
 	if o.SignKey != nil {
 		stage("writing update bundle")
-		if err := writeBundle(ctx, p, o, res, kernel, initrdPath); err != nil {
+		if err := writeBundle(ctx, p, o, res, kernel, initrdPath, ukiFile); err != nil {
 			return nil, fmt.Errorf("disk image %s is written, but not its bundle: %w", o.Output, err)
 		}
 	}
@@ -281,7 +333,7 @@ func writeInitrd(ctx context.Context, name string, p *profiles.Profile, k *kerne
 	}
 	n := 0
 	if k.modules != nil {
-		set, err := k.modules(p.Kernel.Modules)
+		set, err := k.modules(initrdModules(p))
 		switch {
 		case errors.Is(err, kmod.ErrNotFound):
 			return 0, p.Errorf("kernel.modules", "%v", err)

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ func BundlePath(output string, p *profiles.Profile) string {
 // rootfs is read back from slot A of the disk just written, and its kernel
 // and initrd are the files copied to the ESP, so the bundle carries exactly
 // the bytes this build booted from.
-func writeBundle(ctx context.Context, p *profiles.Profile, o Options, res *Result, kernel, initrd string) error {
+func writeBundle(ctx context.Context, p *profiles.Profile, o Options, res *Result, kernel, initrd, ukiFile string) error {
 	name := o.Bundle
 	if name == "" {
 		name = BundlePath(o.Output, p)
@@ -32,16 +33,29 @@ func writeBundle(ctx context.Context, p *profiles.Profile, o Options, res *Resul
 		}
 		return section{io.NewSectionReader(f, res.RootOffset, res.RootBytes), f}, nil
 	}}
-	k, err := bundle.FileSource(bundle.Kernel, kernel)
-	if err != nil {
-		return err
-	}
-	i, err := bundle.FileSource(bundle.Initrd, initrd)
-	if err != nil {
-		return err
-	}
 	m := bundle.Manifest{Name: p.Name, Version: p.Version, Compatible: p.Compatible, Arch: p.Arch}
-	if err := bundle.WriteFile(ctx, name, m, o.SignKey, []bundle.Source{root, k, i}); err != nil {
+	if v := res.Verity; v != nil {
+		m.Verity = &bundle.Verity{RootHash: hex.EncodeToString(v.RootHash), Salt: hex.EncodeToString(v.Salt), DataBlocks: v.DataBlocks, HashOffset: v.HashOffset}
+	}
+	srcs := []bundle.Source{root}
+	if p.Boot.UKI {
+		u, err := bundle.FileSource(bundle.UKI, ukiFile)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, u)
+	} else {
+		k, err := bundle.FileSource(bundle.Kernel, kernel)
+		if err != nil {
+			return err
+		}
+		i, err := bundle.FileSource(bundle.Initrd, initrd)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, k, i)
+	}
+	if err := bundle.WriteFile(ctx, name, m, o.SignKey, srcs); err != nil {
 		return err
 	}
 	// Read the id back rather than recompute it: it is the one the bundle

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,7 +94,7 @@ func TestWriteChecked(t *testing.T) {
 	}
 	c := Contents{
 		Layout: l,
-		Root: func(_ context.Context, w io.WriterAt) (int64, error) {
+		Root: func(_ context.Context, w ReadWriterAt) (int64, error) {
 			_, err := w.WriteAt([]byte("root filesystem"), 0)
 			return 15, err
 		},
@@ -148,7 +147,7 @@ func TestWriteFailureLeavesOldFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Write(context.Background(), out, Contents{Layout: l, Root: func(_ context.Context, w io.WriterAt) (int64, error) {
+	_, err = Write(context.Background(), out, Contents{Layout: l, Root: func(_ context.Context, w ReadWriterAt) (int64, error) {
 		_, err := w.WriteAt(make([]byte, 2*mib), 0) // larger than the slot
 		return 0, err
 	}})

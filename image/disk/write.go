@@ -17,8 +17,9 @@ import (
 type Contents struct {
 	Layout *Layout
 	// Root writes slot A's root filesystem at offset 0 of w, which refuses
-	// writes past the slot's end, and returns the filesystem's size.
-	Root func(ctx context.Context, w io.WriterAt) (int64, error)
+	// writes past the slot's end (and can read back what was written, for
+	// a verity tree), and returns the slot payload's size.
+	Root func(ctx context.Context, w ReadWriterAt) (int64, error)
 	// ESP formats and fills the ESP in w (size bytes, starting at LBA
 	// startLBA of the disk).
 	ESP func(w ReadWriterAt, size int64, startLBA uint32) error
@@ -90,7 +91,7 @@ func write(ctx context.Context, f *os.File, c Contents) (*Result, error) {
 	res := &Result{}
 	if c.Root != nil {
 		a, _ := l.Slot("a")
-		n, err := c.Root(ctx, &Region{W: f, Off: a.Start, Size: a.Size})
+		n, err := c.Root(ctx, &Region{W: f, R: f, Off: a.Start, Size: a.Size})
 		if err != nil {
 			return nil, fmt.Errorf("write slot a: %w", err)
 		}

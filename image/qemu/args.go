@@ -26,8 +26,12 @@ func args(cfg *Config, accel, code, vars string) []string {
 			nic += ",hostfwd=tcp:127.0.0.1:" + strconv.Itoa(f.HostPort) + "-:" + strconv.Itoa(f.GuestPort)
 		}
 	}
+	machine := "q35"
+	if cfg.SecureBoot {
+		machine = "q35,smm=on"
+	}
 	a := []string{
-		"-machine", "q35",
+		"-machine", machine,
 		"-accel", accel,
 		"-cpu", "max",
 		"-m", strconv.Itoa(mem),
@@ -41,6 +45,9 @@ func args(cfg *Config, accel, code, vars string) []string {
 		"-nic", nic,
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(code),
 		"-drive", "if=pflash,format=raw,unit=1,file=" + optValue(vars),
+	}
+	if cfg.SecureBoot {
+		a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
 	disks := cfg.ExtraDisks
 	if cfg.Disk != "" {

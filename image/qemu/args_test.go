@@ -22,7 +22,7 @@ func TestArgs(t *testing.T) {
 				"-drive if=pflash,format=raw,unit=1,file=vars.fd",
 				"-drive if=virtio,format=raw,file=disk.img",
 			},
-			avoid: []string{"-fw_cfg"},
+			avoid: []string{"-fw_cfg", "smm", "secure"},
 		},
 		{
 			name:  "restricted user network, forwards from loopback only",
@@ -45,6 +45,11 @@ func TestArgs(t *testing.T) {
 			name: "fw_cfg sorted, opt/ added once",
 			cfg:  Config{FwCfg: map[string]string{"z.keel/x": "/x", "opt/a.keel/y": "/y"}},
 			want: []string{"-fw_cfg name=opt/a.keel/y,file=/y", "-fw_cfg name=opt/z.keel/x,file=/x"},
+		},
+		{
+			name: "Secure Boot: SMM, and the variable store writable from SMM only",
+			cfg:  Config{Disk: "d", SecureBoot: true},
+			want: []string{"-machine q35,smm=on", "unit=1,file=vars.fd", "-global driver=cfi.pflash01,property=secure,value=on", "file=d"},
 		},
 		{
 			name: "extra args last",

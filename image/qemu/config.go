@@ -72,9 +72,27 @@ type Config struct {
 	// Forwards are host loopback TCP ports forwarded to guest ports (with
 	// Network).
 	Forwards []Forward
+	// SecureBoot runs the firmware the way OVMF's Secure Boot build needs:
+	// with SMM and its variable store writable only from SMM, so that no
+	// guest OS code can change the keys. Set OVMFCode to SecureBootCode
+	// and OVMFVars to a store with keys (SnakeoilVars) or without
+	// (SetupModeVars: systemd-boot may enroll the image's own).
+	SecureBoot bool
 	// ExtraArgs are appended to QEMU's command line as they are.
 	ExtraArgs []string
 }
+
+// Debian's ovmf package's Secure Boot firmware, and two variable stores
+// for it: one enforcing its snakeoil keys (PK, KEK and db are all
+// /usr/share/ovmf/PkKek-1-snakeoil.pem, whose key ships beside it), and
+// one with no keys at all, in setup mode.
+const (
+	SecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+	SnakeoilVars   = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd"
+	SnakeoilKey    = "/usr/share/ovmf/PkKek-1-snakeoil.key"
+	SnakeoilCert   = "/usr/share/ovmf/PkKek-1-snakeoil.pem"
+	SetupModeVars  = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
 
 // Forward forwards 127.0.0.1:HostPort on the host to GuestPort in the guest.
 type Forward struct {

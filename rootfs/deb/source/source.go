@@ -54,6 +54,8 @@ import (
 const (
 	LoaderPackage = "systemd-boot-efi"
 	LoaderPath    = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+	// StubPath is systemd's UKI stub, in the same package.
+	StubPath = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 )
 
 // Protected are the tree paths no package may write: keel owns /etc/keel.
@@ -116,6 +118,8 @@ type Prepared struct {
 	// Loader is systemd-boot's EFI binary, from LoaderPackage; nil
 	// without Config.Loader.
 	Loader *rootfs.Entry
+	// Stub is systemd's UKI stub from the same package (StubPath).
+	Stub *rootfs.Entry
 	// Lock is the package set used, as a lock (whether or not one was
 	// read or written); LockWritten says it was written to Config.Lock.
 	Lock        *lock.Lock
@@ -613,6 +617,9 @@ func (out *Prepared) loader(ctx context.Context, pkgs []*deb.Package, unpacked m
 		return fmt.Errorf("boot loader: %s has no %s", LoaderPackage, LoaderPath)
 	}
 	out.Loader = e
+	if e, ok := t.Get(StubPath); ok && e.Type == rootfs.TypeFile {
+		out.Stub = e
+	}
 	return nil
 }
 
