@@ -31,17 +31,31 @@ const (
 	// one EFI binary, signed for Secure Boot as a whole. Its command line
 	// names no slot, so one image serves either.
 	UKI = "uki"
+	// Index is the optional first artifact: the content-defined chunks of
+	// the artifacts after it (image/delta), with which a device fetches
+	// only the byte ranges of the bundle it does not already have. Bound
+	// by its sha256 in the signed manifest like the others.
+	Index = "index"
 )
+
+// MaxIndex caps the index artifact's size, which an installer reads
+// whole into memory: 64 MiB is 1.8 million chunks, a 28 GiB rootfs at
+// the smallest chunk size image/delta writes.
+const MaxIndex = 64 << 20
 
 // A bundle carries one of two artifact sets, always in its install order:
 // InstallOrder (a kernel and an initrd, booted by a linux entry) or
-// UKIOrder (a unified kernel image, booted by an efi entry). Both keep
-// format 1: a reader that knows only the first refuses a bundle of the
-// second as corrupt (its artifact 1 is not "kernel", its manifest has a
+// UKIOrder (a unified kernel image, booted by an efi entry), either one
+// optionally preceded by an Index. All keep format 1: a reader that knows
+// only the first set refuses a bundle of another as corrupt (its artifact
+// 1 is not "kernel", or artifact 0 is not "rootfs", or its manifest has a
 // field it does not know) before anything is written.
 var (
 	InstallOrder = []string{Rootfs, Kernel, Initrd}
 	UKIOrder     = []string{Rootfs, UKI}
+	// The same with an index first.
+	IndexedInstallOrder = []string{Index, Rootfs, Kernel, Initrd}
+	IndexedUKIOrder     = []string{Index, Rootfs, UKI}
 )
 
 // Errors callers branch on. Each is returned wrapped with what was wrong.
@@ -88,12 +102,43 @@ type Verity struct {
 }
 
 // Order is the artifact set m carries: UKIOrder when it lists a unified
-// kernel image, else InstallOrder. Check tells whether m follows it.
+// kernel image, else InstallOrder, each with the index first when it lists
+// one (IndexedUKIOrder, IndexedInstallOrder). Check tells whether m
+// follows it.
 func (m *Manifest) Order() []string {
-	if m.UsesUKI() {
+	_, indexed := m.Artifact(Index)
+	switch {
+	case m.UsesUKI() && indexed:
+		return IndexedUKIOrder
+	case m.UsesUKI():
 		return UKIOrder
+	case indexed:
+		return IndexedInstallOrder
 	}
 	return InstallOrder
+}
+
+// Files are the artifacts that go to the ESP, in install order: the
+// kernel and the initrd, or the unified kernel image.
+func (m *Manifest) Files() []string {
+	if m.UsesUKI() {
+		return UKIOrder[1:]
+	}
+	return InstallOrder[1:]
+}
+
+// Offset is where the artifact named name starts in the bundle whose head
+// (header, manifest and signature: HeadSize) is head bytes long, and false
+// if m has no such artifact.
+func (m *Manifest) Offset(head int64, name string) (int64, bool) {
+	off := head
+	for _, a := range m.Artifacts {
+		if a.Name == name {
+			return off, true
+		}
+		off += a.Size
+	}
+	return 0, false
 }
 
 // UsesUKI reports whether m carries a unified kernel image rather than a
@@ -128,21 +173,25 @@ func (m *Manifest) Check() error {
 	}
 	order := m.Order()
 	if len(m.Artifacts) != len(order) {
-		return fmt.Errorf("%w: manifest lists %d artifacts, want %d (%v or %v)", ErrCorrupt, len(m.Artifacts), len(order), InstallOrder, UKIOrder)
+		return fmt.Errorf("%w: manifest lists %d artifacts, want %d (%v or %v, optionally after an %s)", ErrCorrupt, len(m.Artifacts), len(order), InstallOrder, UKIOrder, Index)
 	}
 	for i, a := range m.Artifacts {
 		if a.Name != order[i] {
-			return fmt.Errorf("%w: artifact %d is %q, want %q (install order %v or %v, each once)", ErrCorrupt, i, a.Name, order[i], InstallOrder, UKIOrder)
+			return fmt.Errorf("%w: artifact %d is %q, want %q (install order %v or %v, optionally after an %s, each once)", ErrCorrupt, i, a.Name, order[i], InstallOrder, UKIOrder, Index)
 		}
 		if a.Size < 0 {
 			return fmt.Errorf("%w: artifact %s has size %d", ErrCorrupt, a.Name, a.Size)
+		}
+		if a.Name == Index && a.Size > MaxIndex {
+			return fmt.Errorf("%w: index of %d bytes (at most %d)", ErrCorrupt, a.Size, MaxIndex)
 		}
 		if b, err := hex.DecodeString(a.SHA256); err != nil || len(b) != 32 || hex.EncodeToString(b) != a.SHA256 {
 			return fmt.Errorf("%w: artifact %s: sha256 %q is not 64 lowercase hex digits", ErrCorrupt, a.Name, a.SHA256)
 		}
 	}
 	if m.Verity != nil {
-		if err := m.Verity.check(m.Artifacts[0].Size); err != nil {
+		root, _ := m.Artifact(Rootfs)
+		if err := m.Verity.check(root.Size); err != nil {
 			return fmt.Errorf("%w: verity: %v", ErrCorrupt, err)
 		}
 	}

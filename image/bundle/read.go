@@ -31,6 +31,7 @@ type Reader struct {
 	Padded bool
 
 	r    io.Reader
+	head int64     // header, manifest and signature length
 	next int       // index of the next artifact
 	cur  *artifact // the artifact being read, if any
 	err  error     // sticky: the stream is unusable after it
@@ -85,30 +86,62 @@ func OpenUnverified(r io.Reader) (*Reader, error) {
 	return br, nil
 }
 
+// HeaderSize is the fixed part of a bundle's head: magic, format version,
+// manifest length and signature length.
+const HeaderSize = headerSize
+
+// HeadSize reads a bundle's fixed header (its first HeaderSize bytes) and
+// returns the length of its head: header, manifest and signature, after
+// which the artifacts start. A reader that fetches a bundle by ranges asks
+// for that many bytes next; Open checks them all again.
+func HeadSize(hdr []byte) (int64, error) {
+	mlen, slen, err := parseHeader(hdr)
+	if err != nil {
+		return 0, err
+	}
+	return int64(headerSize) + int64(mlen) + int64(slen), nil
+}
+
+// parseHeader checks the fixed header and returns the manifest and
+// signature lengths.
+func parseHeader(hdr []byte) (mlen, slen uint32, err error) {
+	if len(hdr) < headerSize {
+		if !bytes.HasPrefix([]byte(Magic), hdr[:min(len(hdr), len(Magic))]) {
+			return 0, 0, fmt.Errorf("%w: not a keel bundle (no %s magic)", ErrCorrupt, Magic)
+		}
+		return 0, 0, fmt.Errorf("%w: stream ends inside the header", ErrTruncated)
+	}
+	if string(hdr[:len(Magic)]) != Magic {
+		return 0, 0, fmt.Errorf("%w: not a keel bundle (no %s magic)", ErrCorrupt, Magic)
+	}
+	version := binary.BigEndian.Uint32(hdr[8:])
+	mlen = binary.BigEndian.Uint32(hdr[12:])
+	slen = binary.BigEndian.Uint32(hdr[16:])
+	if version != Format {
+		return 0, 0, fmt.Errorf("%w: format version %d, this keel reads %d", ErrCorrupt, version, Format)
+	}
+	if mlen == 0 || mlen > MaxManifest {
+		return 0, 0, fmt.Errorf("%w: manifest length %d (at most %d)", ErrCorrupt, mlen, MaxManifest)
+	}
+	if slen != 0 && slen != sigSize {
+		return 0, 0, fmt.Errorf("%w: signature length %d, want %d", ErrCorrupt, slen, sigSize)
+	}
+	return mlen, slen, nil
+}
+
 // readHead reads the header, the manifest bytes and the signature block
 // (nil when the bundle is unsigned).
 func readHead(r io.Reader) (*Reader, []byte, error) {
 	hdr := make([]byte, headerSize)
 	if n, err := io.ReadFull(r, hdr); err != nil {
-		if !bytes.HasPrefix([]byte(Magic), hdr[:min(n, len(Magic))]) {
-			return nil, nil, fmt.Errorf("%w: not a keel bundle (no %s magic)", ErrCorrupt, Magic)
+		if _, _, perr := parseHeader(hdr[:n]); errors.Is(perr, ErrCorrupt) {
+			return nil, nil, perr
 		}
 		return nil, nil, short("header", err)
 	}
-	if string(hdr[:len(Magic)]) != Magic {
-		return nil, nil, fmt.Errorf("%w: not a keel bundle (no %s magic)", ErrCorrupt, Magic)
-	}
-	version := binary.BigEndian.Uint32(hdr[8:])
-	mlen := binary.BigEndian.Uint32(hdr[12:])
-	slen := binary.BigEndian.Uint32(hdr[16:])
-	if version != Format {
-		return nil, nil, fmt.Errorf("%w: format version %d, this keel reads %d", ErrCorrupt, version, Format)
-	}
-	if mlen == 0 || mlen > MaxManifest {
-		return nil, nil, fmt.Errorf("%w: manifest length %d (at most %d)", ErrCorrupt, mlen, MaxManifest)
-	}
-	if slen != 0 && slen != sigSize {
-		return nil, nil, fmt.Errorf("%w: signature length %d, want %d", ErrCorrupt, slen, sigSize)
+	mlen, slen, err := parseHeader(hdr)
+	if err != nil {
+		return nil, nil, err
 	}
 	raw := make([]byte, mlen)
 	if _, err := io.ReadFull(r, raw); err != nil {
@@ -121,12 +154,16 @@ func readHead(r io.Reader) (*Reader, []byte, error) {
 			return nil, nil, short("signature", err)
 		}
 	}
-	br := &Reader{Raw: raw, r: r}
+	br := &Reader{Raw: raw, r: r, head: int64(headerSize) + int64(mlen) + int64(slen)}
 	if sig != nil {
 		br.Signer = hex.EncodeToString(sig[:keyIDSize])
 	}
 	return br, sig, nil
 }
+
+// HeadSize is the length of the bundle's header, manifest and signature:
+// where its first artifact starts (see Manifest.Offset).
+func (br *Reader) HeadSize() int64 { return br.head }
 
 func (br *Reader) parse() error {
 	d := json.NewDecoder(bytes.NewReader(br.Raw))
@@ -184,14 +221,30 @@ func (br *Reader) Next() (Artifact, io.Reader, error) {
 	}
 	a := br.Manifest.Artifacts[br.next]
 	br.next++
-	want, _ := hex.DecodeString(a.SHA256) // checked by Manifest.Check
-	br.cur = &artifact{br: br, a: a, left: a.Size, h: sha256.New(), want: want}
+	br.cur = newArtifact(a, br.r, func(err error) { br.err = err })
 	return a, br.cur, nil
 }
 
-// artifact reads one artifact's bytes from the bundle stream.
+// Verified returns a reader of exactly a's bytes from r that checks them
+// as bundle.Reader.Next's readers do: where the bytes end it returns
+// ErrHashMismatch (wrapped, naming the artifact) instead of io.EOF if they
+// are not the manifest's, and ErrTruncated if r ends first. It is for an
+// artifact whose bytes come from elsewhere than the bundle's stream (a
+// delta install assembles them from chunks). a must come from a checked
+// manifest.
+func Verified(a Artifact, r io.Reader) io.Reader {
+	return newArtifact(a, r, func(error) {})
+}
+
+func newArtifact(a Artifact, r io.Reader, fail func(error)) *artifact {
+	want, _ := hex.DecodeString(a.SHA256) // checked by Manifest.Check
+	return &artifact{r: r, fail: fail, a: a, left: a.Size, h: sha256.New(), want: want}
+}
+
+// artifact reads one artifact's bytes from a stream.
 type artifact struct {
-	br   *Reader
+	r    io.Reader
+	fail func(error) // told of an error that leaves the stream unusable
 	a    Artifact
 	left int64
 	h    hash.Hash
@@ -209,7 +262,7 @@ func (a *artifact) Read(p []byte) (int, error) {
 	if int64(len(p)) > a.left {
 		p = p[:a.left]
 	}
-	n, err := a.br.r.Read(p)
+	n, err := a.r.Read(p)
 	a.h.Write(p[:n])
 	a.left -= int64(n)
 	switch {
@@ -221,11 +274,11 @@ func (a *artifact) Read(p []byte) (int, error) {
 		return n, nil
 	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
 		a.done = fmt.Errorf("%w: artifact %s: stream ends %d bytes before its end", ErrTruncated, a.a.Name, a.left)
-		a.br.err = a.done
+		a.fail(a.done)
 		return n, a.done
 	case err != nil:
 		a.done = fmt.Errorf("reading artifact %s: %w", a.a.Name, err)
-		a.br.err = a.done
+		a.fail(a.done)
 		return n, a.done
 	}
 	return n, nil
@@ -234,7 +287,7 @@ func (a *artifact) Read(p []byte) (int, error) {
 func (a *artifact) finish() error {
 	if got := a.h.Sum(nil); !bytes.Equal(got, a.want) {
 		a.done = fmt.Errorf("%w: artifact %s: sha256 %x, manifest says %x", ErrHashMismatch, a.a.Name, got, a.want)
-		a.br.err = a.done
+		a.fail(a.done)
 		return a.done
 	}
 	a.done = io.EOF

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -15,7 +16,8 @@ import (
 )
 
 // Source is one artifact to put in a bundle. Open is called twice: once to
-// hash, once to copy, so a bundle is written in one pass over its output.
+// hash, once to copy, so a bundle is written in one pass over its output
+// (three times for an artifact an index is made of: image/delta).
 type Source struct {
 	Name string
 	Size int64
@@ -183,12 +185,25 @@ func SectionSource(name string, r io.ReaderAt, off, size int64) Source {
 
 // BuildID names a build by its content: hex of the first 16 bytes of the
 // sha256 of the artifacts' sha256 digests (raw, in order). Two builds with
-// the same bytes have the same id, whatever their version says.
+// the same bytes have the same id, whatever their version says. The index
+// is left out: it is made from the other artifacts, so a bundle with one
+// and a bundle without one of the same build install the same bytes and
+// carry the same id.
 func BuildID(arts []Artifact) string {
 	h := sha256.New()
 	for _, a := range arts {
+		if a.Name == Index {
+			continue
+		}
 		b, _ := hex.DecodeString(a.SHA256)
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// BytesSource is a Source for bytes in memory, such as an index.
+func BytesSource(name string, b []byte) Source {
+	return Source{Name: name, Size: int64(len(b)), Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}}
 }
