@@ -98,6 +98,7 @@ automatic fallback.
 		newLockCmd(g),
 		newMksquashfsCmd(g),
 		newProfilesCmd(),
+		newPushCmd(g),
 		newRunCmd(),
 		newSchemaCmd(),
 		newSecureBootCmd(),

@@ -60,7 +60,11 @@ func bundleRegions(t *testing.T, b []byte) []tamperRegion {
 	rs := []tamperRegion{{"header", 0, header, exitRefused}, {"manifest", header, mlen, exitRefused}, {"signature", header + mlen, slen, exitRefused}}
 	off := header + mlen + slen
 	for _, a := range br.Manifest.Artifacts {
-		rs = append(rs, tamperRegion{a.Name, off, int(a.Size), exitFailure})
+		code := exitFailure
+		if a.Name == bundle.Index { // read and checked before anything is written
+			code = exitRefused
+		}
+		rs = append(rs, tamperRegion{a.Name, off, int(a.Size), code})
 		off += int(a.Size)
 	}
 	if off != len(b) {
@@ -252,8 +256,8 @@ func fsckClean(t *testing.T, v []fatChunk, size int64, what string) {
 // each with keel update on a disk built from v1, in-process through the
 // same code as the command. Every one must be refused: exit 3 with the
 // disk file's bytes all unchanged when the flip is in the header,
-// manifest or signature; exit 1 when it is in an artifact (found by its
-// hash while the inactive slot is written). Either way the disk still
+// manifest, signature or index; exit 1 when it is in another artifact
+// (found by its hash while the inactive slot is written). Either way the disk still
 // boots slot a by systemd-boot's rules (image/bootcheck); slot a, the
 // data partition, both GPTs and every ESP file outside the inactive
 // slot's directory (the boot entries, the booted kernel and initrd, the

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"keel/image/bundle"
+	"keel/image/fetch"
 	"keel/image/install"
 )
 
@@ -32,7 +35,8 @@ func newInstallCmd(g *globals) *cobra.Command {
 		Use:   "install FILE|-|URL",
 		Short: "Install an update bundle into the other slot and make it the next boot's trial",
 		Long: `Install a signed update bundle into the slot that is not running, streaming
-it from a file, standard input (-) or an http(s) URL without a temporary copy.
+it from a file, standard input (-) or an http(s) URL without a temporary copy
+(a dropped connection is resumed where it broke; keelctl update has more).
 
 Before anything is written the bundle's signature must verify with a key in
 ` + KeyDir + ` (or --key), and its compatible string, architecture and version
@@ -53,34 +57,13 @@ virtual disk padded to whole MiB) is read to its end and no further.`,
 			if err != nil {
 				return err
 			}
-			src, device, err := openSource(cmd.Context(), args[0])
+			src, err := openSource(cmd.Context(), args[0], sourceOptions{client: httpClient, logger: stderrLogger(cmd.ErrOrStderr())})
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			b, err := install.OpenBundle(src, trusted)
-			if err != nil {
-				return fmt.Errorf("bundle %s refused: %w", args[0], err)
-			}
-			b.Padded = device
-			m := b.Manifest
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "bundle %s %s (build %s), signed by key %s, %s\n", m.Name, m.Version, m.BuildID, b.KeyID, human(m.Total()))
-			sys, err := openSystem(g, true)
-			if err != nil {
-				return err
-			}
-			defer sys.close()
-			fmt.Fprintf(out, "running %s %s from slot %s\n", sys.Running.Name, sys.Running.Version, sys.Booted)
-			res, err := install.Install(cmd.Context(), sys.Target, b, install.Options{
-				Tries: o.tries, AllowDowngrade: o.allowDowngrade, Progress: progressPrinter(out),
-			})
-			if err != nil {
-				return fmt.Errorf("install %s: %w", args[0], err)
-			}
-			fmt.Fprintf(out, "installed %s %s into slot %s: entry %s, generation %d; reboot to try it\n",
-				res.Image.Name, res.Image.Version, res.Slot, res.Entry, res.Generation)
-			return nil
+			_, err = installStream(cmd.Context(), g, cmd.OutOrStdout(), args[0], src, trusted, o)
+			return err
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.keys, "key", nil, "trusted public key file (repeatable; default: "+KeyDir+"/*.pub)")
@@ -111,38 +94,105 @@ func trustedKeys(files []string) ([]ed25519.PublicKey, error) {
 	return keys, nil
 }
 
+// installStream installs the bundle read from src (named name in
+// messages) into the other slot, as DESIGN §4 says: its signature and
+// manifest are checked (install.OpenBundle) before the system is even
+// opened, so a refused bundle leaves everything as it was. keelctl install
+// and update both come here.
+func installStream(ctx context.Context, g *globals, out io.Writer, name string, src *source, trusted []ed25519.PublicKey, o *installOptions) (*install.Result, error) {
+	b, err := install.OpenBundle(src, trusted)
+	if install.IsRefused(err) {
+		return nil, fmt.Errorf("bundle %s refused: %w", name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading bundle %s: %w", name, err)
+	}
+	b.Padded = src.device
+	m := b.Manifest
+	fmt.Fprintf(out, "bundle %s %s (build %s), signed by key %s, %s\n", m.Name, m.Version, m.BuildID, b.KeyID, human(m.Total()))
+	sys, err := openSystem(g, true)
+	if err != nil {
+		return nil, err
+	}
+	defer sys.close()
+	fmt.Fprintf(out, "running %s %s from slot %s\n", sys.Running.Name, sys.Running.Version, sys.Booted)
+	res, err := install.Install(ctx, sys.Target, b, install.Options{
+		Tries: o.tries, AllowDowngrade: o.allowDowngrade, Progress: progressPrinter(out),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", name, err)
+	}
+	fmt.Fprintf(out, "installed %s %s into slot %s: entry %s, generation %d; reboot to try it\n",
+		res.Image.Name, res.Image.Version, res.Slot, res.Entry, res.Generation)
+	return res, nil
+}
+
+// source is a bundle opened as a stream.
+type source struct {
+	io.ReadCloser
+	// device says the source is a block device, which goes on past the
+	// bundle (bundle.Reader.Padded).
+	device bool
+	// fetch is the reader of a bundle fetched over the network: it
+	// resumes after a dropped connection and counts the bytes.
+	fetch *fetch.Reader
+}
+
+// sourceOptions say how to fetch a bundle over the network.
+type sourceOptions struct {
+	client   *http.Client
+	rate     int64 // bytes/s, 0: no cap
+	retries  int   // fetch.Options.Retries
+	insecure bool  // allow plain http for update (install always does)
+	logger   *slog.Logger
+}
+
 // openSource opens a bundle from a file, stdin ("-") or an http(s) URL,
-// all as a stream: the manifest gives the sizes. device says the source is
-// a block device, which goes on past the bundle (bundle.Reader.Padded).
-func openSource(ctx context.Context, arg string) (_ io.ReadCloser, device bool, _ error) {
+// all as a stream: the manifest gives the sizes. A URL is read through a
+// fetch.Reader, which resumes after a dropped connection; nothing is
+// requested before the first read. (keelctl update resolves oci:// first.)
+func openSource(ctx context.Context, arg string, o sourceOptions) (*source, error) {
 	switch {
 	case arg == "-":
-		return io.NopCloser(os.Stdin), false, nil
+		return &source{ReadCloser: io.NopCloser(os.Stdin)}, nil
 	case strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://"):
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, arg, nil)
-		if err != nil {
-			return nil, false, usageError{err}
+		if _, err := url.Parse(arg); err != nil {
+			return nil, usageError{err}
 		}
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return nil, false, fmt.Errorf("download: %w", err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return nil, false, fmt.Errorf("download %s: %s", arg, resp.Status)
-		}
-		return resp.Body, false, nil
+		return fetched(ctx, fetch.URL(o.client, arg, nil), o), nil
+	case strings.HasPrefix(arg, "oci://"):
+		return nil, usageError{fmt.Errorf("%s: oci:// sources are for keelctl update", arg)}
 	}
 	f, err := os.Open(arg)
 	if err != nil {
-		return nil, false, usageError{err}
+		return nil, usageError{err}
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, err
 	}
-	return f, bundle.IsDevice(fi), nil
+	return &source{ReadCloser: f, device: bundle.IsDevice(fi)}, nil
+}
+
+// fetched reads src through a resuming, rate-capped fetch.Reader.
+func fetched(ctx context.Context, src fetch.Source, o sourceOptions) *source {
+	r := fetch.NewReader(ctx, src, fetch.Options{Rate: o.rate, Retries: o.retries, Logger: o.logger})
+	return &source{ReadCloser: r, fetch: r}
+}
+
+// stderrLogger prints the fetch's warnings (a connection dropped and
+// resumed) as plain lines.
+func stderrLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
 }
 
 // progressPrinter prints each stage on its own line, and while an

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"keel/bootloader"
+	"keel/image/delta"
 	"keel/image/disk"
 	"keel/image/ext4"
 	"keel/image/fat"
@@ -77,9 +78,13 @@ type Result struct {
 	KernelBytes  int64
 	InitrdBytes  int64
 	Modules      int
-	Bundle       string // the update bundle written, if any
-	BuildID      string // the bundle's build id, if one was written
-	Duration     time.Duration
+	// Index is the chunk index (image/delta) of slot a's rootfs, kernel
+	// and initrd or unified kernel image: kept on the ESP as
+	// /keel/a/index and the bundle's first artifact.
+	Index    []byte
+	Bundle   string // the update bundle written, if any
+	BuildID  string // the bundle's build id, if one was written
+	Duration time.Duration
 	// Packages is how many Debian packages are in the root; Downloaded
 	// the bytes fetched for them (0 from a warm cache); LockWritten the
 	// lock file written, if any.
@@ -172,10 +177,12 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		entry.Kernel, entry.Initrd, entry.Options, entry.EFI = "", "", "", install.UKIPath("a")
 	}
 	when := time.Unix(o.Epoch, 0).UTC()
+	var root disk.ReadWriterAt // slot a, once written
 	contents := disk.Contents{
 		Layout: layout,
 		Root: func(ctx context.Context, w disk.ReadWriterAt) (int64, error) {
 			stage("writing root squashfs to slot a")
+			root = w
 			st, err := squashfs.Write(ctx, w, tree, squashfs.Options{
 				Compression: squashfs.Compression(p.Disk.Squashfs.Compression),
 				Level:       p.Disk.Squashfs.Level,
@@ -244,8 +251,19 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 					return err
 				}
 			}
+			// The slot's chunks, for the next delta install (and the bundle).
+			srcs, err := slotSources(root, res, useUKI, kernel, initrdPath, ukiFile)
+			if err != nil {
+				return err
+			}
+			if res.Index, err = delta.MakeIndex(ctx, delta.DefaultParams, srcs); err != nil {
+				return err
+			}
+			if err := esp.WriteFile(install.IndexPath("a"), bytes.NewReader(res.Index), int64(len(res.Index))); err != nil {
+				return err
+			}
 			// What the slot holds, for the installer's checks and keelctl status.
-			im := install.Image{Name: p.Name, Version: p.Version, Compatible: p.Compatible, Arch: p.Arch, Tries: p.Update.Tries}
+			im := install.Image{Name: p.Name, Version: p.Version, Compatible: p.Compatible, Arch: p.Arch, Tries: p.Update.Tries, RootBytes: res.RootBytes}
 			if res.Verity != nil {
 				im.RootHash = hex.EncodeToString(res.Verity.RootHash)
 			}

@@ -26,46 +26,32 @@ func writeBundle(ctx context.Context, p *profiles.Profile, o Options, res *Resul
 	if name == "" {
 		name = BundlePath(o.Output, p)
 	}
-	root := bundle.Source{Name: bundle.Rootfs, Size: res.RootBytes, Open: func() (io.ReadCloser, error) {
-		f, err := os.Open(o.Output)
-		if err != nil {
-			return nil, err
-		}
-		return section{io.NewSectionReader(f, res.RootOffset, res.RootBytes), f}, nil
-	}}
+	f, err := os.Open(o.Output)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	srcs, err := slotSources(io.NewSectionReader(f, res.RootOffset, res.RootBytes), res, p.Boot.UKI, kernel, initrd, ukiFile)
+	if err != nil {
+		return err
+	}
 	m := bundle.Manifest{Name: p.Name, Version: p.Version, Compatible: p.Compatible, Arch: p.Arch}
 	if v := res.Verity; v != nil {
 		m.Verity = &bundle.Verity{RootHash: hex.EncodeToString(v.RootHash), Salt: hex.EncodeToString(v.Salt), DataBlocks: v.DataBlocks, HashOffset: v.HashOffset}
 	}
-	srcs := []bundle.Source{root}
-	if p.Boot.UKI {
-		u, err := bundle.FileSource(bundle.UKI, ukiFile)
-		if err != nil {
-			return err
-		}
-		srcs = append(srcs, u)
-	} else {
-		k, err := bundle.FileSource(bundle.Kernel, kernel)
-		if err != nil {
-			return err
-		}
-		i, err := bundle.FileSource(bundle.Initrd, initrd)
-		if err != nil {
-			return err
-		}
-		srcs = append(srcs, k, i)
-	}
+	// The index the ESP got: the same artifacts, so the same bytes.
+	srcs = append([]bundle.Source{bundle.BytesSource(bundle.Index, res.Index)}, srcs...)
 	if err := bundle.WriteFile(ctx, name, m, o.SignKey, srcs); err != nil {
 		return err
 	}
 	// Read the id back rather than recompute it: it is the one the bundle
 	// carries.
-	f, err := os.Open(name)
+	bf, err := os.Open(name)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	br, err := bundle.OpenUnverified(f)
+	defer bf.Close()
+	br, err := bundle.OpenUnverified(bf)
 	if err != nil {
 		return err
 	}
@@ -73,8 +59,21 @@ func writeBundle(ctx context.Context, p *profiles.Profile, o Options, res *Resul
 	return nil
 }
 
-// section is a slot of an open disk image, closed with the file.
-type section struct {
-	*io.SectionReader
-	io.Closer
+// slotSources are the artifacts of slot a in install order (without the
+// index): the rootfs, read from root (slot a), then the kernel and initrd
+// or the unified kernel image, from the files the ESP got.
+func slotSources(root io.ReaderAt, res *Result, useUKI bool, kernel, initrd, ukiFile string) ([]bundle.Source, error) {
+	srcs := []bundle.Source{bundle.SectionSource(bundle.Rootfs, root, 0, res.RootBytes)}
+	files := [][2]string{{bundle.Kernel, kernel}, {bundle.Initrd, initrd}}
+	if useUKI {
+		files = [][2]string{{bundle.UKI, ukiFile}}
+	}
+	for _, f := range files {
+		s, err := bundle.FileSource(f[0], f[1])
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, s)
+	}
+	return srcs, nil
 }

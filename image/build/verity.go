@@ -21,10 +21,12 @@ func writeVerity(ctx context.Context, w disk.ReadWriterAt, n int64, seed []byte,
 			return nil, err
 		}
 	}
-	// Salt and UUID come from the image's identity: reproducible, and
-	// distinct between images, which is what a salt is for.
-	salt := sha256.Sum256(append(append([]byte{}, seed...), "\x00verity salt\x00"+p.Version...))
-	v, err := verity.Write(ctx, w, data, w, data, salt[:], uuid16(seed, "verity "+p.Version), workers)
+	// Salt and UUID come from the image's name: reproducible, distinct
+	// between products (what a salt is for), and the same from one
+	// version to the next, so the tree's blocks over unchanged data stay
+	// the same and a delta update fetches only the changed ones.
+	salt := sha256.Sum256(append(append([]byte{}, seed...), "\x00verity salt"...))
+	v, err := verity.Write(ctx, w, data, w, data, salt[:], uuid16(seed, "verity"), workers)
 	if err != nil {
 		return nil, err
 	}

@@ -73,14 +73,24 @@ func getFixture(t testing.TB) *fixture {
 	if _, err := os.Stat(systemdboot.DefaultEFI); err != nil {
 		t.Skip("systemd-boot not installed: apt-get install systemd-boot-efi")
 	}
-	fixOnce.Do(func() { fix, fixErr = makeFixture() })
+	fixOnce.Do(func() {
+		fix, fixErr = makeFixture(profileYAML, func(dir, version string) error {
+			if version != "1.0.0" {
+				return nil
+			}
+			return os.WriteFile(filepath.Join(dir, "vmlinuz"), bytes.Repeat([]byte("not a kernel "), 3000), 0o644)
+		})
+	})
 	if fixErr != nil {
 		t.Fatal(fixErr)
 	}
 	return fix
 }
 
-func makeFixture() (*fixture, error) {
+// makeFixture builds v1 and v2 of profile (a format string of the version
+// and the content of /etc/motd) in a directory that prepare fills before
+// each build.
+func makeFixture(profile string, prepare func(dir, version string) error) (*fixture, error) {
 	dir, err := os.MkdirTemp("", "keel-install-test-*")
 	if err != nil {
 		return nil, err
@@ -92,13 +102,13 @@ func makeFixture() (*fixture, error) {
 	if f.otherPb, f.other, err = bundle.GenerateKey(rand.Reader); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "vmlinuz"), bytes.Repeat([]byte("not a kernel "), 3000), 0o644); err != nil {
-		return nil, err
-	}
 	ctx := context.Background()
 	for _, v := range []string{"1.0.0", "2.0.0"} {
+		if err := prepare(dir, v); err != nil {
+			return nil, err
+		}
 		prof := filepath.Join(dir, "p-"+v+".yaml")
-		if err := os.WriteFile(prof, []byte(fmt.Sprintf(profileYAML, v, "hello from "+v)), 0o644); err != nil {
+		if err := os.WriteFile(prof, []byte(fmt.Sprintf(profile, v, "hello from "+v)), 0o644); err != nil {
 			return nil, err
 		}
 		p, err := profiles.Load(prof)
@@ -124,13 +134,20 @@ func makeFixture() (*fixture, error) {
 			continue
 		}
 		f.v2 = b.Manifest
-		for i := range f.arts {
-			_, r, err := b.Next()
-			if err != nil {
-				return nil, err
-			}
-			if f.arts[i], err = io.ReadAll(r); err != nil {
-				return nil, err
+		// The kernel set's artifacts by name: a build may put an index
+		// first.
+		for i, name := range bundle.InstallOrder {
+			for {
+				a, r, err := b.Next()
+				if err != nil {
+					return nil, err
+				}
+				if a.Name == name {
+					if f.arts[i], err = io.ReadAll(r); err != nil {
+						return nil, err
+					}
+					break
+				}
 			}
 		}
 	}

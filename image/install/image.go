@@ -31,6 +31,10 @@ type Image struct {
 	// keelctl status and keel inspect; what the kernel checks the root
 	// against is the copy in the signed UKI's command line.
 	RootHash string `json:"root_hash,omitempty"`
+	// RootBytes is the size of the slot's rootfs artifact (the squashfs
+	// and its verity tree): the bytes of the partition a delta install
+	// chunks when the slot has no index (IndexPath). 0 when unknown.
+	RootBytes int64 `json:"root_bytes,omitempty"`
 }
 
 // ImagePath is where a slot's Image is stored on the ESP.

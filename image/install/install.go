@@ -4,8 +4,8 @@
 //  1. remove the target slot's entry (nothing points at the slot any more);
 //  2. stream the root filesystem into the slot's partition, hashing;
 //  3. write the slot's kernel and initrd (or its unified kernel image,
-//     keel.efi) and image.json under temporary names, sync, rename into
-//     place, sync;
+//     keel.efi), the bundle's chunk index (image/delta) and image.json
+//     under temporary names, sync, rename into place, sync;
 //  4. write the slot's entry keel-<slot>+<tries>.conf with the next
 //     generation through a temporary name, sync.
 //
@@ -18,10 +18,13 @@
 // written, so a failure or a power cut at any point leaves a disk that
 // boots as it did. The same code runs on a disk image file (keel update)
 // and on a running device (keelctl install): the disk is an io.WriterAt and
-// the ESP a bootloader.DirESP.
+// the ESP a bootloader.DirESP. Install reads the bundle as a stream;
+// InstallDelta takes the same steps with the artifacts assembled from the
+// running slot's chunks and the ranges of the bundle it lacks.
 package install
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -35,7 +38,9 @@ import (
 	"keel/bootloader"
 	"keel/bootloader/systemdboot"
 	"keel/image/bundle"
+	"keel/image/delta"
 	"keel/image/disk"
+	"keel/image/fetch"
 )
 
 // Errors callers branch on. A refused bundle wraps one of these (or one of
@@ -130,6 +135,9 @@ type Options struct {
 	// done of total for the current artifact (0, 0 between artifacts).
 	Progress func(stage string, done, total int64)
 	Logger   *slog.Logger
+	// Fetch is how InstallDelta fetches ranges of the bundle: bandwidth
+	// cap, retries, stall timeout (its Progress is not used).
+	Fetch fetch.Options
 }
 
 // DefaultTries is profiles.DefaultTries: what an entry gets when no count
@@ -143,15 +151,49 @@ type Result struct {
 	Entry      string // the entry's file name, e.g. keel-b+3.conf
 	Image      Image
 	RootBytes  int64
+	// A delta install (InstallDelta) counts what it fetched: the bytes
+	// received (header, manifest, index and the chunks missing locally),
+	// the requests made for them, and the bytes taken from the running
+	// slot. Install leaves them 0: it reads the bundle whole.
+	Fetched  int64
+	Requests int
+	Reused   int64
 }
 
 // Install writes the bundle b into the slot that is not booted and makes it
 // the trial default. b's signature has been checked by bundle.Open; the
-// manifest is checked against the running image before anything is written,
-// and a refusal then is a *RefusedError. If a later step fails, the
-// temporary files it left on the ESP are removed (best effort; nothing of
-// the booted slot is touched).
-func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *Result, err error) {
+// manifest (and the index, when the bundle has one) is checked against the
+// running image before anything is written, and a refusal then is a
+// *RefusedError. If a later step fails, the temporary files it left on the
+// ESP are removed (best effort; nothing of the booted slot is touched).
+func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Result, error) {
+	o = o.withDefaults(t)
+	pl, err := prepare(t, b.Manifest, o)
+	if err != nil {
+		return nil, err
+	}
+	o.Logger.Info("installing", "name", b.Manifest.Name, "version", b.Manifest.Version, "slot", pl.slot, "key", b.KeyID)
+	return pl.stream(ctx, t, b, o)
+}
+
+// stream installs from b as it streams: its index first, if it has one,
+// read and checked before anything is written.
+func (pl *plan) stream(ctx context.Context, t Target, b *bundle.Reader, o Options) (*Result, error) {
+	var index []byte
+	if a, ok := b.Manifest.Artifact(bundle.Index); ok {
+		_, r, err := next(b, bundle.Index)
+		if err != nil {
+			return nil, refuseBad(err)
+		}
+		if index, err = readIndex(r, a, b.Manifest); err != nil {
+			return nil, err
+		}
+	}
+	return pl.run(ctx, t, b, index, o)
+}
+
+// withDefaults fills in what o leaves to the running image.
+func (o Options) withDefaults(t Target) Options {
 	if o.Tries == 0 {
 		o.Tries = t.Running.Tries
 	}
@@ -161,12 +203,22 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	progress := func(stage string, done, total int64) {
-		if o.Progress != nil {
-			o.Progress(stage, done, total)
-		}
-	}
-	m := b.Manifest
+	return o
+}
+
+// plan is an install decided on: where it goes and what it says there.
+type plan struct {
+	m      bundle.Manifest
+	slot   string
+	part   disk.Partition
+	booted bootloader.EntryState // the running slot's entry
+	gen    int                   // the highest generation on the ESP
+	im     Image
+}
+
+// prepare checks that m may be installed on t (any refusal is a
+// *RefusedError) and decides where.
+func prepare(t Target, m bundle.Manifest, o Options) (*plan, error) {
 	slot, err := otherSlot(t.Booted)
 	if err != nil {
 		return nil, Refuse(err)
@@ -178,8 +230,9 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 	if err := Check(t.Running, m, o.AllowDowngrade); err != nil {
 		return nil, Refuse(err)
 	}
-	if m.Artifacts[0].Size > part.Size {
-		return nil, Refuse(fmt.Errorf("rootfs of %d bytes, slot %s of %d: %w", m.Artifacts[0].Size, slot, part.Size, ErrTooLarge))
+	root, _ := m.Artifact(bundle.Rootfs)
+	if root.Size > part.Size {
+		return nil, Refuse(fmt.Errorf("rootfs of %d bytes, slot %s of %d: %w", root.Size, slot, part.Size, ErrTooLarge))
 	}
 	entries, err := t.Loader.Entries(t.ESP)
 	if errors.Is(err, systemdboot.ErrDamagedEntry) {
@@ -194,11 +247,65 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 	}
 	// The bundle does not say how many tries its image wants: keep the
 	// running image's setting for the next update too.
-	im := Image{Name: m.Name, Version: m.Version, Compatible: m.Compatible, Arch: m.Arch, BuildID: m.BuildID, Tries: t.Running.Tries}
+	im := Image{Name: m.Name, Version: m.Version, Compatible: m.Compatible, Arch: m.Arch, BuildID: m.BuildID, Tries: t.Running.Tries, RootBytes: root.Size}
 	if m.Verity != nil {
 		im.RootHash = m.Verity.RootHash
 	}
-	o.Logger.Info("installing", "name", m.Name, "version", m.Version, "slot", slot, "key", b.KeyID)
+	return &plan{m: m, slot: slot, part: part, booted: booted, gen: gen, im: im}, nil
+}
+
+// readIndex reads the index artifact a from r, which checks its hash, and
+// checks that it describes m's artifacts. Nothing has been written yet: a
+// bad index is a refusal.
+func readIndex(r io.Reader, a bundle.Artifact, m bundle.Manifest) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, bundle.MaxIndex+1))
+	if err != nil {
+		return nil, refuseBad(fmt.Errorf("reading the index: %w", err))
+	}
+	if int64(len(raw)) != a.Size {
+		return nil, Refuse(fmt.Errorf("index of %d bytes, manifest says %d: %w", len(raw), a.Size, bundle.ErrCorrupt))
+	}
+	x, err := delta.Parse(raw)
+	if err == nil {
+		err = x.Check(m)
+	}
+	if err != nil {
+		return nil, Refuse(fmt.Errorf("%w: %w", bundle.ErrCorrupt, err))
+	}
+	return raw, nil
+}
+
+// refuseBad makes an error that says the bundle is bad (a hash mismatch,
+// truncated, corrupt) a refusal: for errors met before anything was
+// written. An error reading the stream stays what it is.
+func refuseBad(err error) error {
+	for _, e := range []error{bundle.ErrHashMismatch, bundle.ErrTruncated, bundle.ErrCorrupt} {
+		if errors.Is(err, e) {
+			return Refuse(err)
+		}
+	}
+	return err
+}
+
+// artifacts hands the install steps each artifact after the index, in
+// install order, as bundle.Reader.Next does: a reader that reports a hash
+// mismatch or a short stream with the last bytes instead of io.EOF, and
+// io.EOF (or ErrCorrupt, for data after the last artifact) at the end.
+// A *bundle.Reader streams them; a delta install assembles them from
+// chunks.
+type artifacts interface {
+	Next() (bundle.Artifact, io.Reader, error)
+}
+
+// run takes the steps of DESIGN §4. index is the bundle's index (nil when
+// it has none), kept on the ESP for the next delta install.
+func (pl *plan) run(ctx context.Context, t Target, arts artifacts, index []byte, o Options) (res *Result, err error) {
+	progress := func(stage string, done, total int64) {
+		if o.Progress != nil {
+			o.Progress(stage, done, total)
+		}
+	}
+	m, slot, part := pl.m, pl.slot, pl.part
 
 	// 1. Nothing may point at the slot while it is overwritten.
 	progress(fmt.Sprintf("removing slot %s's boot entry", slot), 0, 0)
@@ -223,7 +330,7 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 
 	// 2. The root filesystem, straight from the stream into the partition.
 	stage := fmt.Sprintf("writing rootfs to slot %s", slot)
-	a, r, err := next(b, "rootfs")
+	a, r, err := next(arts, bundle.Rootfs)
 	if err != nil {
 		return nil, err
 	}
@@ -237,15 +344,15 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 		}
 	}
 
-	// 3. Kernel and initrd, or the unified kernel image, under temporary
-	// names, then renamed.
+	// 3. Kernel and initrd, or the unified kernel image, and the index,
+	// under temporary names, then renamed.
 	dir := path.Join("/keel", slot)
 	if err := t.ESP.Mkdir(dir); err != nil {
 		return nil, fmt.Errorf("step 3: mkdir %s: %w", dir, err)
 	}
-	files := m.Order()[1:]
+	files := m.Files()
 	for _, name := range files {
-		a, r, err := next(b, name)
+		a, r, err := next(arts, name)
 		if err != nil {
 			return nil, err
 		}
@@ -262,8 +369,14 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 	// The bundle must end with its last artifact (image/bundle's rule: a
 	// stream marked Padded, a block device, ends there by definition).
 	last := files[len(files)-1]
-	if _, _, err := b.Next(); !errors.Is(err, io.EOF) {
+	if _, _, err := arts.Next(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("step 3: after the %s: %w", last, firstErr(err, bundle.ErrCorrupt))
+	}
+	if index != nil {
+		files = append(files, bundle.Index)
+		if err := t.ESP.WriteFile(IndexPath(slot)+".tmp", bytes.NewReader(index), int64(len(index))); err != nil {
+			return nil, fmt.Errorf("step 3: index: %w", err)
+		}
 	}
 	if err := t.ESP.Sync(); err != nil {
 		return nil, fmt.Errorf("step 3: sync ESP: %w", err)
@@ -274,7 +387,7 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 			return nil, fmt.Errorf("step 3: rename %s.tmp: %w", p, err)
 		}
 	}
-	if err := WriteImage(t.ESP, slot, im); err != nil {
+	if err := WriteImage(t.ESP, slot, pl.im); err != nil {
 		return nil, fmt.Errorf("step 3: %w", err)
 	}
 	if err := t.ESP.Sync(); err != nil {
@@ -283,13 +396,13 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 
 	// 4. The entry: from now on the loader tries the new slot first.
 	e := bootloader.Entry{
-		Slot: slot, Title: fmt.Sprintf("%s %s (slot %s)", m.Name, m.Version, slot), Generation: gen + 1, Tries: o.Tries,
+		Slot: slot, Title: fmt.Sprintf("%s %s (slot %s)", m.Name, m.Version, slot), Generation: pl.gen + 1, Tries: o.Tries,
 	}
 	if m.UsesUKI() {
 		e.EFI = UKIPath(slot)
 	} else {
 		e.Kernel, e.Initrd = path.Join(dir, "vmlinuz"), path.Join(dir, "initrd")
-		e.Options = SlotOptions(booted.Options, part.GUID, slot)
+		e.Options = SlotOptions(pl.booted.Options, part.GUID, slot)
 	}
 	progress(fmt.Sprintf("writing slot %s's boot entry", slot), 0, 0)
 	if err := t.Loader.WriteEntry(t.ESP, e); err != nil {
@@ -298,7 +411,7 @@ func Install(ctx context.Context, t Target, b *bundle.Reader, o Options) (res *R
 	if err := t.ESP.Sync(); err != nil {
 		return nil, fmt.Errorf("step 4: sync ESP: %w", err)
 	}
-	return &Result{Slot: slot, Generation: e.Generation, Entry: entryName(slot, o.Tries), Image: im, RootBytes: m.Artifacts[0].Size}, nil
+	return &Result{Slot: slot, Generation: e.Generation, Entry: entryName(slot, o.Tries), Image: pl.im, RootBytes: pl.im.RootBytes}, nil
 }
 
 // removeTemporaries removes what a failed install of slot wrote under
@@ -323,15 +436,21 @@ func removeTemporaries(esp bootloader.DirESP, slot string, tries int) error {
 }
 
 // espName is where each artifact lives in /keel/<slot>/.
-var espName = map[string]string{bundle.Kernel: "vmlinuz", bundle.Initrd: "initrd", bundle.UKI: "keel.efi"}
+var espName = map[string]string{bundle.Kernel: "vmlinuz", bundle.Initrd: "initrd", bundle.UKI: "keel.efi", bundle.Index: "index"}
 
 // slotFiles are the files of a slot on the ESP that an install replaces:
 // either kind's boot files, so that a slot that changes kind keeps no
-// stale file, and image.json.
-var slotFiles = []string{"vmlinuz", "initrd", "keel.efi", "image.json"}
+// stale file, the index and image.json.
+var slotFiles = []string{"vmlinuz", "initrd", "keel.efi", "index", "image.json"}
 
 // UKIPath is where a slot's unified kernel image lives on the ESP.
 func UKIPath(slot string) string { return path.Join("/keel", slot, espName[bundle.UKI]) }
+
+// IndexPath is where the index of a slot's bundle is kept on the ESP
+// (image/delta): the chunks a delta install can take from the slot while
+// it runs. keel build writes slot a's; an install from a bundle that has
+// one writes the slot's.
+func IndexPath(slot string) string { return path.Join("/keel", slot, espName[bundle.Index]) }
 
 func entryName(slot string, tries int) string {
 	return fmt.Sprintf("keel-%s+%d.conf", slot, tries)
@@ -350,7 +469,7 @@ func otherSlot(s string) (string, error) {
 // Check refuses a manifest that is not for the running image: another
 // compatible string, another architecture, an older version (unless
 // allowDowngrade), or not the artifacts of one set (bundle.InstallOrder,
-// bundle.UKIOrder) in order.
+// bundle.UKIOrder, either after an index) in order.
 func Check(running Image, m bundle.Manifest, allowDowngrade bool) error {
 	order := m.Order()
 	if len(m.Artifacts) != len(order) {
@@ -431,7 +550,7 @@ func SlotOptions(booted, partGUID, slot string) string {
 	return strings.Join(out, " ")
 }
 
-func next(b *bundle.Reader, want string) (bundle.Artifact, io.Reader, error) {
+func next(b artifacts, want string) (bundle.Artifact, io.Reader, error) {
 	a, r, err := b.Next()
 	if errors.Is(err, io.EOF) {
 		return a, nil, fmt.Errorf("bundle ends before the %s: %w", want, bundle.ErrTruncated)
