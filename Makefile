@@ -69,6 +69,8 @@ bench: keel
 	bench/debian.sh
 	bench/verity.sh
 	bench/boot.sh
+	bench/delta.sh
+	$(GO) test -run '^$$' -bench Update -benchtime 3x ./cmd/keelctl/
 	$(GO) test -run '^$$' -bench InstallSlot -benchtime 3x ./image/install/
 
 fmt:

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"keel/image/disk"
+	"keel/image/poll"
 )
 
 // setDefaults fills in what the profile left out (the values are the
@@ -112,6 +113,12 @@ func (p *Profile) setDefaults() {
 	u := &p.Update
 	if !has("update.tries") {
 		u.Tries = DefaultTries
+	}
+	if u.Source != "" && !has("update.interval") {
+		u.Interval = Duration(poll.DefaultInterval)
+	}
+	if u.Source != "" && u.Reboot == "" {
+		u.Reboot = "manual"
 	}
 	if !has("update.health.grace") {
 		u.Health.Grace = DefaultGrace

@@ -179,6 +179,14 @@ type Update struct {
 	Tries  int      `yaml:"tries" doc:"Boots an update gets to become healthy before the boot loader falls back. Default 3."`
 	Health Health   `yaml:"health" doc:"When a boot counts as healthy."`
 	Keys   []string `yaml:"keys" keel:"path" doc:"ed25519 public keys whose signatures on update bundles are trusted."`
+
+	Source   string   `yaml:"source" doc:"Where the device looks for updates by itself: oci://REGISTRY/REPO:TAG (a bundle pushed with keel push, the tag a channel) or https://HOST/PATH/bundle.keel. The image then runs keelctl poll as a service. Default: none, updates are installed by hand."`
+	Interval Duration `yaml:"interval" doc:"With source: time between checks, at least 1m; each wait gets up to a tenth more at random, so a fleet spreads out. Default 6h."`
+	Reboot   string   `yaml:"reboot" doc:"With source: when to reboot into an installed update: immediate, manual (never by itself), or window HH:MM-HH:MM (local time). Default manual."`
+	CA       string   `yaml:"ca" keel:"path" doc:"With source: PEM certificates to trust for the source's TLS, besides the image's own; baked into /etc/keel/update-ca.pem."`
+	Auth     string   `yaml:"auth" keel:"path" doc:"With source: registry credentials in docker's config.json format, baked into /etc/keel/registry-auth.json (mode 0600): a credential for pulling only."`
+	Rate     Size     `yaml:"rate" doc:"With source: the most bytes per second a download may take, e.g. 1MiB. Default: no cap."`
+	Insecure bool     `yaml:"insecure" doc:"With source: allow a plain http:// source (the bundle's signature is still checked). For closed networks and tests."`
 }
 
 // Health says when a boot counts as healthy.

@@ -10,8 +10,10 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"keel/image/disk"
+	"keel/image/poll"
 )
 
 // checker validates a decoded, defaulted profile: what the types alone do
@@ -464,6 +466,32 @@ func (c *checker) update() {
 	}
 	for i, k := range u.Keys {
 		c.localFile(fmt.Sprintf("update.keys[%d]", i), k)
+	}
+	if u.Source == "" {
+		for _, f := range []string{"update.interval", "update.reboot", "update.ca", "update.auth", "update.rate", "update.insecure"} {
+			if c.has(f) {
+				c.errorf(f, "only means something with update.source")
+			}
+		}
+		return
+	}
+	if err := poll.CheckSource(u.Source, u.Insecure); err != nil {
+		c.errorf("update.source", "%v", err)
+	}
+	if len(u.Keys) == 0 {
+		c.errorf("update.source", "a device that fetches updates needs update.keys to trust their signatures")
+	}
+	if time.Duration(u.Interval) < poll.MinInterval {
+		c.errorf("update.interval", "%v: at least %v", time.Duration(u.Interval), poll.MinInterval)
+	}
+	if _, err := poll.ParseReboot(u.Reboot); err != nil {
+		c.errorf("update.reboot", "%v", err)
+	}
+	if u.CA != "" {
+		c.localFile("update.ca", u.CA)
+	}
+	if u.Auth != "" {
+		c.localFile("update.auth", u.Auth)
 	}
 }
 

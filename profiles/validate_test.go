@@ -53,6 +53,14 @@ func TestBadProfiles(t *testing.T) {
 		// MiB need more than their sum + 2MiB; the planner says how much.
 		{"disk too small for unaligned partitions", head + "disk:\n  size: 337973248\n  esp: 64001KiB\n  slot: 100001KiB\n  data: 64001KiB\n", []string{
 			"5:9: disk.size: 330052KiB is too small: esp, two slots and data, each starting on a MiB boundary, and the two partition tables need at least 330769KiB, say 324MiB"}},
+		{"update policy without a source", head + "update: {interval: 1h, reboot: immediate}\n", []string{
+			"4:20: update.interval: only means something with update.source",
+			"4:32: update.reboot: only means something with update.source"}},
+		{"update policy", head + "update:\n  source: ftp://x/y\n  interval: 10s\n  reboot: later\n", []string{
+			`5:11: update.source: source "ftp://x/y": unknown scheme "ftp" (want oci or https)`,
+			"5:11: update.source: a device that fetches updates needs update.keys to trust their signatures",
+			"6:13: update.interval: 10s: at least 1m0s",
+			`7:11: update.reboot: reboot "later": want immediate, manual or window HH:MM-HH:MM (local time, e.g. window 02:00-04:00)`}},
 		{"esp too small for FAT32", head + "disk: {esp: 16MiB}\n", []string{
 			"4:13: disk.esp: 16MiB is too small: FAT32 (65525 clusters) needs at least 34089472B, say 33MiB"}},
 		{"partition sizes", head + "disk:\n  esp: 3TiB\n  slot: 1000\n  data: 4MiB\n", []string{

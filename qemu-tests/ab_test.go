@@ -55,6 +55,9 @@ type abFixture struct {
 // to v2 by itself). A fresh v1 disk is updated offline to v2, then
 // rolled back to v1, the other slot being good there.
 func TestABUpdate(t *testing.T) {
+	// With the other long VM tests, two at a time (go test -parallel
+	// defaults to GOMAXPROCS): TCG runs a VM on one core.
+	t.Parallel()
 	h := setUp(t)
 	f := buildAB(t, h, []abVersion{{version: "1.0.0"}, {version: "2.0.0"}, {version: "3.0.0", fail: true}, {version: "4.0.0", slow: true}})
 
@@ -198,40 +201,21 @@ func TestABUpdate(t *testing.T) {
 }
 
 // buildAB generates a key and builds each version of testdata/ab.yaml,
-// signed with it. Profiles are files, so each version is a small profile
-// that includes the common one.
+// signed with it (buildVersions).
 func buildAB(t *testing.T, h *harness, versions []abVersion) *abFixture {
 	t.Helper()
-	f := &abFixture{t: t, h: h, dir: t.TempDir(), disk: map[string]string{}, bundle: map[string]string{}}
-	h.runKeel(t, "key", "generate", "--dir", f.dir, "release")
-	f.pub = filepath.Join(f.dir, "release.pub")
-	base, err := filepath.Abs("testdata/ab.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var bv []builtVersion
 	for _, v := range versions {
-		update, extra := fmt.Sprintf("keys: [%q]", f.pub), ""
-		if v.slow {
-			update += ", health: {grace: 1h}"
-		}
+		b := builtVersion{version: v.version}
 		if v.fail {
-			extra = "  - {file: /etc/keel-ab-fail, content: \"\"}\n"
+			b.extra += "  - {file: /etc/keel-ab-fail, content: \"\"}\n" // continues sources
 		}
-		profile := fmt.Sprintf("include: [%q]\nversion: %s\nupdate: {%s}\nsources:\n"+
-			"  - {file: /etc/keel-test-version, content: \"%s\\n\"}\n%s", base, v.version, update, v.version, extra)
-		src := filepath.Join(f.dir, "v"+v.version+".yaml")
-		if err := os.WriteFile(src, []byte(profile), 0o644); err != nil {
-			t.Fatal(err)
+		if v.slow {
+			b.update = ", health: {grace: 1h}"
 		}
-		out := filepath.Join(f.dir, "out-"+v.version)
-		f.disk[v.version] = filepath.Join(out, "disk.img")
-		h.runKeel(t, "build", src, "-o", f.disk[v.version], "--sign-key", filepath.Join(f.dir, "release.key"))
-		f.bundle[v.version] = filepath.Join(out, "keel-ab-"+v.version+".keel")
-		if v.version != "1.0.0" {
-			f.bundles = append(f.bundles, padded(t, f.bundle[v.version]))
-		}
+		bv = append(bv, b)
 	}
-	return f
+	return buildVersions(t, h, bv)
 }
 
 // padded copies a bundle to a file of whole MiB, to be a virtio disk:

@@ -39,6 +39,9 @@ import (
 // writes since the last sync lost, and with the rename's directory sector
 // torn; and the finished install.
 func TestCutBoot(t *testing.T) {
+	// With the other long VM tests, two at a time (go test -parallel
+	// defaults to GOMAXPROCS): TCG runs a VM on one core.
+	t.Parallel()
 	start := time.Now()
 	h := setUp(t)
 	f := buildAB(t, h, []abVersion{{version: "1.0.0"}, {version: "2.0.0"}})

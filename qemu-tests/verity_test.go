@@ -131,12 +131,14 @@ func TestVerifiedBoot(t *testing.T) {
 type builtVersion struct {
 	version string
 	extra   string   // profile lines appended
+	update  string   // more of the update map, after its keys: ", health: {...}"
 	args    []string // keel build arguments added
 }
 
-// buildVersions is buildAB for builtVersions: each is signed with one
-// release key, and every bundle but the first version's is attached to the
-// VMs (/dev/vdb, /dev/vdc, ...).
+// buildVersions generates a key and builds each version of
+// testdata/ab.yaml, signed with it. Profiles are files, so each version is
+// a small profile that includes the common one. Every bundle but the first
+// version's is attached to the VMs (/dev/vdb, /dev/vdc, ...).
 func buildVersions(t *testing.T, h *harness, versions []builtVersion) *abFixture {
 	t.Helper()
 	f := &abFixture{t: t, h: h, dir: t.TempDir(), disk: map[string]string{}, bundle: map[string]string{}}
@@ -147,8 +149,8 @@ func buildVersions(t *testing.T, h *harness, versions []builtVersion) *abFixture
 		t.Fatal(err)
 	}
 	for _, v := range versions {
-		profile := fmt.Sprintf("include: [%q]\nversion: %s\nupdate: {keys: [%q]}\nsources:\n"+
-			"  - {file: /etc/keel-test-version, content: \"%s\\n\"}\n%s", base, v.version, f.pub, v.version, v.extra)
+		profile := fmt.Sprintf("include: [%q]\nversion: %s\nupdate: {keys: [%q]%s}\nsources:\n"+
+			"  - {file: /etc/keel-test-version, content: \"%s\\n\"}\n%s", base, v.version, f.pub, v.update, v.version, v.extra)
 		src := filepath.Join(f.dir, "v"+v.version+".yaml")
 		if err := os.WriteFile(src, []byte(profile), 0o644); err != nil {
 			t.Fatal(err)

@@ -74,7 +74,7 @@ boot loader would pick: the newest good entry's).`,
 	}
 	root.PersistentFlags().StringVar(&g.disk, "disk", "", "work on this disk image file instead of the running system")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInstallCmd(g), newStatusCmd(g), newMarkCmd(g, true), newMarkCmd(g, false), newRollbackCmd(g), newHealthCmd(), newCleanupCmd(g))
+	root.AddCommand(newInstallCmd(g), newUpdateCmd(g), newPollCmd(g), newStatusCmd(g), newMarkCmd(g, true), newMarkCmd(g, false), newRollbackCmd(g), newHealthCmd(), newCleanupCmd(g))
 	root.Long += "\n\n" + exitCodesHelp
 	for _, c := range root.Commands() {
 		c.Long += "\n\n" + exitCodesHelp

@@ -25,6 +25,12 @@ func args(cfg *Config, accel, code, vars string) []string {
 		for _, f := range cfg.Forwards {
 			nic += ",hostfwd=tcp:127.0.0.1:" + strconv.Itoa(f.HostPort) + "-:" + strconv.Itoa(f.GuestPort)
 		}
+		// A chardev target (-tcp:HOST:PORT) is one connection made when
+		// QEMU starts, which every guest connection would share; cmd:
+		// runs netcat for each connection instead.
+		for _, f := range cfg.GuestForwards {
+			nic += ",guestfwd=tcp:" + f.Addr + "-cmd:nc 127.0.0.1 " + strconv.Itoa(f.HostPort)
+		}
 	}
 	machine := "q35"
 	if cfg.SecureBoot {

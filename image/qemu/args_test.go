@@ -31,6 +31,12 @@ func TestArgs(t *testing.T) {
 			avoid: []string{"-nic none"},
 		},
 		{
+			name:  "the guest reaches one host loopback port",
+			cfg:   Config{Network: true, GuestForwards: []GuestForward{{"10.0.2.100:5000", 41234}}},
+			want:  []string{"-nic user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:nc 127.0.0.1 41234"},
+			avoid: []string{"hostfwd"},
+		},
+		{
 			name:  "no disk",
 			cfg:   Config{MemoryMiB: 256, CPUs: 2},
 			want:  []string{"-m 256 -smp 2"},

@@ -72,6 +72,12 @@ type Config struct {
 	// Forwards are host loopback TCP ports forwarded to guest ports (with
 	// Network).
 	Forwards []Forward
+	// GuestForwards let the guest reach host loopback ports (with
+	// Network): a connection to Addr in the guest (an address of QEMU's
+	// user network, e.g. 10.0.2.100:5000) goes to 127.0.0.1:HostPort. The
+	// only way out of the restricted network, one port at a time. Each
+	// connection runs nc (netcat-openbsd) on the host.
+	GuestForwards []GuestForward
 	// SecureBoot runs the firmware the way OVMF's Secure Boot build needs:
 	// with SMM and its variable store writable only from SMM, so that no
 	// guest OS code can change the keys. Set OVMFCode to SecureBootCode
@@ -97,6 +103,13 @@ const (
 // Forward forwards 127.0.0.1:HostPort on the host to GuestPort in the guest.
 type Forward struct {
 	HostPort, GuestPort int
+}
+
+// GuestForward forwards the guest's connections to Addr (IP:PORT on QEMU's
+// user network, 10.0.2.0/24 by default) to 127.0.0.1:HostPort on the host.
+type GuestForward struct {
+	Addr     string
+	HostPort int
 }
 
 // ovmfPairs are the firmware files of Debian's ovmf package, best first.

@@ -218,6 +218,13 @@ func generate(t *rootfs.Tree, p *profiles.Profile, o Options) error {
 			User: s.User, WorkingDir: s.WorkDir, OnExit: services.OnExit(s.OnExit),
 		})
 	}
+	if p.Update.Source != "" {
+		svc, err := addPolicy(p, add)
+		if err != nil {
+			return err
+		}
+		svcs = append(svcs, svc)
+	}
 	if err := services.Write(t, svcs); err != nil {
 		return err
 	}
