@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -319,16 +317,9 @@ func (o *updateOptions) sourceOptions(errw io.Writer) (sourceOptions, error) {
 	}
 	tr := httpClient.Transport.(*http.Transport).Clone()
 	if o.ca != "" {
-		pem, err := os.ReadFile(o.ca)
+		pool, err := registry.CAPool(o.ca)
 		if err != nil {
 			return so, usageError{fmt.Errorf("--ca: %w", err)}
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return so, usageError{fmt.Errorf("--ca %s: no PEM certificate in it", o.ca)}
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

@@ -180,7 +180,7 @@ func (o *Options) baseTransport() (http.RoundTripper, error) {
 	case rt == nil:
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		if o.CAFile != "" {
-			pool, err := caPool(o.CAFile)
+			pool, err := CAPool(o.CAFile)
 			if err != nil {
 				return nil, err
 			}
@@ -194,9 +194,9 @@ func (o *Options) baseTransport() (http.RoundTripper, error) {
 	return transport.NewRetry(rt), nil
 }
 
-// caPool is the system's roots (none on a device without a bundle of
+// CAPool is the system's roots (none on a device without a bundle of
 // them) plus the certificates of file.
-func caPool(file string) (*x509.CertPool, error) {
+func CAPool(file string) (*x509.CertPool, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading CA file: %w", err)
