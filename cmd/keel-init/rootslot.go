@@ -68,7 +68,7 @@ func verityRoot(con *console, dev string, params bootParams) (string, error) {
 		return "", err
 	}
 	table := sb.Table(dev, params.VerityOffset, params.RootHash)
-	node, _, err := dmverity.Create("keel-root", "verity", sb.DataBlocks*uint64(sb.DataBlockSize)/512, table, "/dev")
+	node, _, err := dmverity.Create("keel-root", "verity", sb.Sectors(), table, "/dev")
 	if err != nil {
 		return "", err
 	}

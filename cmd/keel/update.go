@@ -24,7 +24,8 @@ func newUpdateCmd(g *globals) *cobra.Command {
 		Short: "Install an update bundle into the inactive slot of a disk image",
 		Long: `Apply a signed update bundle to a keel disk image file, offline: the same
 install that keelctl runs on a device. The slot that is not the newest good
-entry's gets the bundle's root filesystem, kernel and initrd, and a trial
+entry's gets the bundle's root filesystem and its kernel and initrd (or
+unified kernel image), and a trial
 entry keel-<slot>+<tries>.conf with the next generation, so the next boot
 tries it and falls back by itself if it does not come up healthy.
 
@@ -32,7 +33,8 @@ The bundle's signature must verify with one of the --key public keys, and its
 compatible string and architecture must match the image's, and its version
 must not be older (unless --allow-downgrade), before anything is written.
 The running slot's partition, kernel, initrd and entry are never touched.
-A bundle ends with its initrd: one with anything after it is refused (after
+A bundle ends with its last artifact (the initrd or the unified kernel
+image): one with anything after it is refused (after
 the other slot was written, exit 1). The disk image is locked while it is
 updated: a second update of the same disk is refused (exit 3). Files written
 to the ESP are stamped with SOURCE_DATE_EPOCH (0 when unset), as keel build

@@ -41,11 +41,13 @@ it from a file, standard input (-) or an http(s) URL without a temporary copy
 Before anything is written the bundle's signature must verify with a key in
 ` + KeyDir + ` (or --key), and its compatible string, architecture and version
 must suit the running image. The running slot must be blessed (good). Then
-the other slot's entry is removed, its partition, kernel and initrd written
+the other slot's entry is removed, its partition and kernel and initrd (or
+unified kernel image) written
 and checked, and a trial entry keel-<slot>+<tries>.conf written: reboot to
 try it. If it does not come up healthy, the loader falls back by itself.
 
-A bundle ends with its initrd: one with anything after it is refused (after
+A bundle ends with its last artifact (the initrd or the unified kernel
+image): one with anything after it is refused (after
 the other slot was written, exit 1). A bundle on a block device (e.g. a
 virtual disk padded to whole MiB) is read to its end and no further.`,
 		Example: `  keelctl install /var/updates/busybox-2.0.0.keel

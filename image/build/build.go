@@ -132,7 +132,6 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	if o.SecureBoot != nil {
 		p.Boot.UKI = true // what Secure Boot can check: kernel, initrd and command line in one signed file
 	}
-	useUKI := p.Boot.UKI
 
 	stage("assembling root tree")
 	tree, err := assembleTree(ctx, p, o, prep, res)
@@ -173,7 +172,7 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		Slot: "a", Title: fmt.Sprintf("%s %s (slot a)", p.Name, p.Version), Generation: 1,
 		Kernel: "/keel/a/vmlinuz", Initrd: "/keel/a/initrd", Options: strings.Join(options, " "),
 	}
-	if useUKI {
+	if p.Boot.UKI {
 		entry.Kernel, entry.Initrd, entry.Options, entry.EFI = "", "", "", install.UKIPath("a")
 	}
 	when := time.Unix(o.Epoch, 0).UTC()
@@ -232,7 +231,7 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 					return err
 				}
 			}
-			if useUKI {
+			if p.Boot.UKI {
 				pe, err := makeUKI(p, prep, tree, kernel, initrdPath, ukiCmdline(p, init, res.Verity), o.SecureBoot)
 				if err != nil {
 					return err
@@ -252,7 +251,7 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 				}
 			}
 			// The slot's chunks, for the next delta install (and the bundle).
-			srcs, err := slotSources(root, res, useUKI, kernel, initrdPath, ukiFile)
+			srcs, err := slotSources(root, res, p.Boot.UKI, kernel, initrdPath, ukiFile)
 			if err != nil {
 				return err
 			}

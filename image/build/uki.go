@@ -73,7 +73,7 @@ func makeUKI(p *profiles.Profile, prep *source.Prepared, tree *rootfs.Tree, kern
 	if err != nil {
 		return nil, err
 	}
-	osrel, err := treeFile(tree, "/etc/os-release")
+	osrel, err := fs.ReadFile(tree.FS(), "etc/os-release")
 	if err != nil {
 		return nil, fmt.Errorf("unified kernel image: os-release: %w", err)
 	}
@@ -135,23 +135,6 @@ func kernelRelease(k []byte) string {
 		s = s[:i]
 	}
 	return string(s)
-}
-
-// treeFile reads a regular file of t, following symlinks within t.
-func treeFile(t *rootfs.Tree, p string) ([]byte, error) {
-	_, e, err := t.Resolve(p)
-	if err != nil {
-		return nil, err
-	}
-	if e.Type != rootfs.TypeFile || e.Content == nil {
-		return nil, fmt.Errorf("%s: not a file with content", p)
-	}
-	r, err := e.Content()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(r)
 }
 
 // secureBootLoader signs the loader binary and arranges enrollment.
