@@ -21,10 +21,14 @@ keel-init:
 keelctl:
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keelctl ./cmd/keelctl
 
-# keel embeds keel-init and keelctl, so `keel build` needs nothing else installed.
+# keel embeds keel-init and keelctl, for each architecture it builds images
+# for (x86_64: no suffix; aarch64: -arm64), so `keel build` needs nothing
+# else installed.
 keel: keel-init keelctl
-	cp bin/keel-init cmd/keel/assets/keel-init
-	cp bin/keelctl cmd/keel/assets/keelctl
+	GOARCH=amd64 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o cmd/keel/assets/keel-init ./cmd/keel-init
+	GOARCH=amd64 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o cmd/keel/assets/keelctl ./cmd/keelctl
+	GOARCH=arm64 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o cmd/keel/assets/keel-init-arm64 ./cmd/keel-init
+	GOARCH=arm64 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o cmd/keel/assets/keelctl-arm64 ./cmd/keelctl
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/keel ./cmd/keel
 
 # keel is one file: keel-init and keelctl are embedded in it.
@@ -77,4 +81,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin out cmd/keel/assets/keel-init cmd/keel/assets/keelctl
+	rm -rf bin out cmd/keel/assets/keel-init cmd/keel/assets/keelctl cmd/keel/assets/keel-init-arm64 cmd/keel/assets/keelctl-arm64

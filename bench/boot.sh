@@ -3,7 +3,8 @@
 # otherwise), for the busybox example as it is, with disk.verity (a unified
 # kernel image with the root hash, the root through dm-verity), and with
 # verity signed for Secure Boot and booted by OVMF enforcing its snakeoil
-# keys. Same machine, same run, REPS boots each (default 3), one at a time.
+# keys, and with GRUB (boot.loader: grub) booted by OVMF and by SeaBIOS.
+# Same machine, same run, REPS boots each (default 3), one at a time.
 #
 #   bench/boot.sh
 #   REPS=5 bench/boot.sh
@@ -22,19 +23,23 @@ trap 'rm -rf "$WORK"' EXIT
 
 example=$(realpath profiles/examples/busybox.yaml)
 printf 'include: [%s]\ndisk: {verity: true}\n' "$example" >"$WORK/verity.yaml"
+printf 'include: [%s]\nboot: {loader: grub}\n' "$example" >"$WORK/grub.yaml"
 openssl pkey -in /usr/share/ovmf/PkKek-1-snakeoil.key -passin pass:snakeoil -out "$WORK/snakeoil.key"
 
 "$KEEL" build "$example" -o "$WORK/plain.img" >/dev/null
 "$KEEL" build "$WORK/verity.yaml" -o "$WORK/verity.img" >/dev/null
 "$KEEL" build "$WORK/verity.yaml" -o "$WORK/signed.img" \
   --sb-key "$WORK/snakeoil.key" --sb-cert /usr/share/ovmf/PkKek-1-snakeoil.pem >/dev/null
+"$KEEL" build "$WORK/grub.yaml" -o "$WORK/grub.img" >/dev/null
 
-# boot IMG SECUREBOOT: seconds from starting keel run to the ready line.
+# boot IMG FIRMWARE: seconds from starting keel run to the ready line;
+# FIRMWARE is a --secure-boot value, or bios for SeaBIOS.
 boot() {
-  local log=$WORK/console.log start now pid
+  local log=$WORK/console.log start now pid fw=(--secure-boot "$2")
+  [ "$2" = bios ] && fw=(--bios)
   : >"$log"
   start=$(date +%s.%N)
-  "$KEEL" run --timeout 300s --secure-boot "$2" "$1" >"$log" 2>&1 &
+  "$KEEL" run --timeout 300s "${fw[@]}" "$1" >"$log" 2>&1 &
   pid=$!
   while ! grep -q 'keel: ready' "$log"; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -51,7 +56,8 @@ boot() {
 }
 
 printf '%-34s %s\n' "image ($KEEL_ACCEL, $REPS boots each)" "seconds to keel: ready (each; median)"
-for v in "plain:off:busybox example" "verity:off:disk.verity (UKI, dm-verity)" "signed:snakeoil:disk.verity, Secure Boot enforced"; do
+for v in "plain:off:busybox example" "verity:off:disk.verity (UKI, dm-verity)" "signed:snakeoil:disk.verity, Secure Boot enforced" \
+  "grub:off:GRUB, UEFI (OVMF)" "grub:bios:GRUB, BIOS (SeaBIOS)"; do
   IFS=: read -r img sb label <<<"$v"
   times=()
   for _ in $(seq "$REPS"); do

@@ -8,6 +8,7 @@ package bootloader
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strings"
 )
@@ -97,39 +98,86 @@ type Manager interface {
 	// Cleanup removes what an interrupted change left behind and says
 	// what it did, one line per file.
 	Cleanup(esp DirESP) ([]string, error)
+	// Temporaries lists what a WriteEntry of slot with tries that failed
+	// halfway may have left (temporary names), for an installer to
+	// remove.
+	Temporaries(slot string, tries int) []string
+	// Booted says what the loader told the running system: the slot it
+	// booted and, on a trial boot, the entry that counted it.
+	Booted(env BootEnv) (Boot, error)
 }
 
-// Factory makes a Bootloader from loader-specific options (e.g. the path of
-// the EFI binary to install).
-type Factory func(opts map[string]string) (Bootloader, error)
+// Backend is one boot loader: how a build installs it, and how a device
+// reads and changes its entries.
+type Backend struct {
+	// New makes the Bootloader a build installs, from the loader's files.
+	New func(src Source) (Bootloader, error)
+	// Packages are the Debian packages holding the loader's files for a
+	// Debian architecture (amd64, arm64); none when the loader is not on
+	// the disk (U-Boot is the board's firmware).
+	Packages func(debianArch string) []string
+	// Manager changes entries; it needs no binaries, so keelctl and
+	// keel-init use it alone.
+	Manager Manager
+}
 
-var factories = map[string]Factory{}
+var backends = map[string]Backend{}
 
 // Register makes a boot loader available by name. It is called from the
 // backends' init functions and panics on a duplicate name (a programming
 // error, not an input error).
-func Register(name string, f Factory) {
-	if _, dup := factories[name]; dup {
+func Register(name string, b Backend) {
+	if _, dup := backends[name]; dup {
 		panic("bootloader: duplicate registration of " + name)
 	}
-	factories[name] = f
+	backends[name] = b
 }
 
 // Names lists the registered boot loaders, sorted.
 func Names() []string {
-	names := make([]string, 0, len(factories))
-	for n := range factories {
+	names := make([]string, 0, len(backends))
+	for n := range backends {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
 }
 
-// New returns the named boot loader.
-func New(name string, opts map[string]string) (Bootloader, error) {
-	f, ok := factories[name]
+// Lookup returns the named boot loader.
+func Lookup(name string) (Backend, error) {
+	b, ok := backends[name]
 	if !ok {
-		return nil, fmt.Errorf("unsupported bootloader %q (known: %s)", name, strings.Join(Names(), ", "))
+		return Backend{}, fmt.Errorf("unsupported boot loader %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
-	return f(opts)
+	return b, nil
+}
+
+// Source is where a build takes a loader's files from.
+type Source struct {
+	// Files holds the loader's packages' files at their installed paths
+	// ("usr/lib/grub/i386-pc/boot.img"): the packages unpacked, or the
+	// build host's root.
+	Files fs.FS
+	// EFI is a local EFI binary the profile names instead (boot.efi).
+	EFI string
+	// Arch is the target architecture (x86_64, aarch64).
+	Arch string
+}
+
+// New returns the named boot loader, for a build.
+func New(name string, src Source) (Bootloader, error) {
+	b, err := Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return b.New(src)
+}
+
+// ManagerFor returns the named boot loader's entry manager.
+func ManagerFor(name string) (Manager, error) {
+	b, err := Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return b.Manager, nil
 }

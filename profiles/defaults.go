@@ -104,6 +104,9 @@ func (p *Profile) setDefaults() {
 	if !has("disk.squashfs.level") {
 		d.Squashfs.Level = defaultLevels[d.Squashfs.Compression]
 	}
+	if p.Boot.Loader == "" {
+		p.Boot.Loader = DefaultLoader
+	}
 	// The root hash is only worth what binds it to the kernel: the UKI's
 	// command line, signed with it.
 	if d.Verity {

@@ -8,6 +8,7 @@ const Version = 1
 // Default values filled in by Load for fields a profile leaves out.
 const (
 	DefaultArch        = "x86_64"
+	DefaultLoader      = "systemd-boot"
 	DefaultESPSize     = 256 * MiB
 	DefaultSlotSize    = 1 * GiB
 	DefaultDataSize    = 256 * MiB
@@ -33,7 +34,7 @@ type Profile struct {
 	Keel       int    `yaml:"keel" enum:"1" doc:"Profile schema version. Only 1 exists; left out means 1."`
 	Name       string `yaml:"name" required:"true" doc:"Image name: lowercase letters, digits, '.', '_', '-'. Becomes IMAGE_ID in os-release."`
 	Version    string `yaml:"version" required:"true" doc:"Image version, e.g. 1.4.0. Becomes IMAGE_VERSION in os-release and the boot entry title."`
-	Arch       string `yaml:"arch" enum:"x86_64,aarch64" doc:"Target architecture. Default x86_64; aarch64 is not supported yet."`
+	Arch       string `yaml:"arch" enum:"x86_64,aarch64" doc:"Target architecture. Default x86_64. aarch64 images boot by UEFI (e.g. QEMU virt with AAVMF); they take no boot.uki, boot.stub or disk.verity yet."`
 	Compatible string `yaml:"compatible" doc:"Update bundles are only installed on images with the same compatible string. Default: name."`
 	// After Load, Include holds the loaded file's own includes, absolute;
 	// Files lists every file merged.
@@ -132,7 +133,8 @@ type Service struct {
 
 // Boot is the boot loader put on the ESP.
 type Boot struct {
-	Loader string `yaml:"loader" keel:"path" doc:"Local path of the systemd-boot EFI binary (systemd-bootx64.efi). Default: from the systemd-boot-efi package of debian's repository when the profile has a debian section, else the build host's."`
+	Loader string `yaml:"loader" enum:"systemd-boot,grub,u-boot" doc:"The boot loader: systemd-boot (UEFI; Type #1 entries counted by the loader), grub (x86_64, UEFI and BIOS on one disk: a fixed grub.cfg and a grubenv try counter) or u-boot (aarch64 boards booted by U-Boot without UEFI: a boot script keel compiles and a U-Boot environment file with the try counters). Default systemd-boot. Its files come from Debian's packages (systemd-boot-efi; grub-efi-amd64-bin and grub-pc-bin) when the profile has Debian packages, else from the build host; U-Boot is the board's firmware and puts no file on the disk but the script."`
+	EFI    string `yaml:"efi" keel:"path" doc:"Local path of the systemd-boot EFI binary (systemd-bootx64.efi), instead of the package's or the build host's."`
 	UKI    bool   `yaml:"uki" doc:"Boot each slot from one unified kernel image (kernel, initrd, command line, os-release in one PE file on systemd's stub), the file Secure Boot signs. On whenever disk.verity is, or keel build signs for Secure Boot."`
 	Stub   string `yaml:"stub" keel:"path" doc:"Local path of systemd's UKI stub (linuxx64.efi.stub). Default: from the same place as the loader."`
 }
@@ -142,7 +144,7 @@ type Boot struct {
 type Debian struct {
 	Suite        string   `yaml:"suite" doc:"Suite or codename, e.g. bookworm. Required with packages or kernel.package."`
 	Components   []string `yaml:"components" doc:"Archive components. Default [main]."`
-	Architecture string   `yaml:"architecture" doc:"Debian architecture. Default: from arch (amd64 for x86_64)."`
+	Architecture string   `yaml:"architecture" doc:"Debian architecture. Default: from arch (amd64 for x86_64, arm64 for aarch64)."`
 	Mirror       string   `yaml:"mirror" doc:"Repository URL (http://, https://, file://). Default: keel build --mirror, else $KEEL_DEBIAN_MIRROR, else the build host's apt source for the suite."`
 	Keyring      string   `yaml:"keyring" keel:"path" doc:"OpenPGP keyring (binary .gpg or armored .asc) that signs the repository's InRelease. Default: --keyring, else $KEEL_DEBIAN_KEYRING, else the host apt source's Signed-By, else Debian's archive keyring."`
 	Base         string   `yaml:"base" enum:"none,essential,required,important" doc:"A base system added to packages: essential (Essential: yes packages), required (Priority: required, as a minimal Debian) or important. Default none: only packages and their dependencies."`

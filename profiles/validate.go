@@ -76,9 +76,6 @@ func (c *checker) check() {
 	if p.Version != "" && !versionRe.MatchString(p.Version) {
 		c.errorf("version", "%q is not a valid version (letters, digits, '.', '_', '+', '~', '-')", p.Version)
 	}
-	if p.Arch != DefaultArch && c.ok("arch") {
-		c.errorf("arch", "%s is not supported yet (supported: %s)", p.Arch, DefaultArch)
-	}
 	if strings.ContainsAny(p.Compatible, " \t\n") && c.has("compatible") {
 		c.errorf("compatible", "%q must not contain white space", p.Compatible)
 	}
@@ -95,14 +92,53 @@ func (c *checker) check() {
 	}
 	c.accounts()
 	c.services()
-	if p.Boot.Loader != "" {
-		c.localFile("boot.loader", p.Boot.Loader)
+	if p.Boot.EFI != "" {
+		c.localFile("boot.efi", p.Boot.EFI)
+		if p.Boot.Loader != "systemd-boot" && c.ok("boot.efi") {
+			c.errorf("boot.efi", "is systemd-boot's EFI binary; boot.loader is %s", p.Boot.Loader)
+		}
+	}
+	if c.ok("boot.loader", "arch") {
+		switch {
+		case p.Boot.Loader == "grub" && p.Arch != "x86_64":
+			c.errorf("boot.loader", "keel installs GRUB for x86_64, not %s (use systemd-boot or u-boot)", p.Arch)
+		case p.Boot.Loader == "u-boot" && p.Arch != "aarch64":
+			c.errorf("boot.loader", "keel writes U-Boot scripts for aarch64 boards, not %s (use systemd-boot or grub)", p.Arch)
+		}
+	}
+	if p.Boot.Loader != "systemd-boot" && c.ok("boot.loader") {
+		switch {
+		case p.Boot.UKI && c.ok("boot.uki"):
+			c.errorf("boot.uki", "unified kernel images boot through systemd-boot, not %s", p.Boot.Loader)
+		case p.Disk.Verity && c.ok("disk.verity"):
+			c.errorf("disk.verity", "a verity root is bound to its unified kernel image, which boots through systemd-boot, not %s", p.Boot.Loader)
+		}
 	}
 	if p.Boot.Stub != "" {
 		c.localFile("boot.stub", p.Boot.Stub)
 	}
+	if p.Arch == "aarch64" {
+		c.notOnAarch64()
+	}
 	c.disk()
 	c.update()
+}
+
+// notOnAarch64 refuses what keel builds for x86_64 only: a unified kernel
+// image is assembled around x86's bzImage and its stub (bootloader/uki),
+// and a verity root needs one (disk.verity turns boot.uki on, so it is
+// the field to blame when set).
+func (c *checker) notOnAarch64() {
+	const no = "not supported for arch aarch64 yet (x86_64 only)"
+	switch {
+	case c.p.Disk.Verity && c.ok("disk.verity"):
+		c.errorf("disk.verity", "a verity root, bound to a unified kernel image, is %s", no)
+	case c.p.Boot.UKI && c.ok("boot.uki"):
+		c.errorf("boot.uki", "unified kernel images are %s", no)
+	}
+	if c.p.Boot.Stub != "" && c.ok("boot.stub") {
+		c.errorf("boot.stub", "unified kernel images are %s", no)
+	}
 }
 
 // validHostname follows RFC 1123, within Linux's 64-byte HOST_NAME_MAX.

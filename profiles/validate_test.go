@@ -72,8 +72,11 @@ func TestBadProfiles(t *testing.T) {
 		{"bad enum", head + "disk:\n  squashfs: {compression: lz4}\nservices: [{name: s, command: [x], restart: sometimes}]\n", []string{
 			`5:27: disk.squashfs.compression: "lz4" is not one of zstd, xz, gzip`,
 			`6:45: services[0].restart: "sometimes" is not one of always, on-failure, never`}},
-		{"arch not supported yet", head + "arch: aarch64\n", []string{
-			"4:7: arch: aarch64 is not supported yet (supported: x86_64)"}},
+		{"verity on aarch64", head + "arch: aarch64\ndisk: {verity: true}\n", []string{
+			"5:16: disk.verity: a verity root, bound to a unified kernel image, is not supported for arch aarch64 yet (x86_64 only)"}},
+		{"UKI on aarch64", head + "arch: aarch64\nboot: {uki: true, stub: files/vmlinuz}\n", []string{
+			"5:13: boot.uki: unified kernel images are not supported for arch aarch64 yet (x86_64 only)",
+			"5:25: boot.stub: unified kernel images are not supported for arch aarch64 yet (x86_64 only)"}},
 		{"arch unknown", head + "arch: riscv64\n", []string{
 			`4:7: arch: "riscv64" is not one of x86_64, aarch64`}},
 		{"bad modes", head + "sources:\n  - {file: /a, content: x, mode: \"0789\"}\n  - {file: /b, content: x, mode: 17777}\n  - {file: /c, content: x, mode: true}\n", []string{
@@ -165,8 +168,14 @@ func TestBadProfiles(t *testing.T) {
 			`6:36: update.health.grace: "soon" is not a duration (like 10s, 1m30s)`,
 			`7:10: update.tries: must be at least 1`,
 			`8:10: update.keys[0]: TESTDATA/files/none.pub: no such file`}},
-		{"missing boot loader", head + "boot: {loader: files/systemd-bootx64.efi}\n", []string{
-			"4:16: boot.loader: TESTDATA/files/systemd-bootx64.efi: no such file"}},
+		{"missing boot loader", head + "boot: {efi: files/systemd-bootx64.efi}\n", []string{
+			"4:13: boot.efi: TESTDATA/files/systemd-bootx64.efi: no such file"}},
+		{"boot loader as a path", head + "boot: {loader: files/systemd-bootx64.efi}\n", []string{
+			`4:16: boot.loader: "files/systemd-bootx64.efi" is not one of systemd-boot, grub, u-boot`}},
+		{"U-Boot on x86_64", head + "boot: {loader: u-boot}\n", []string{
+			"4:16: boot.loader: keel writes U-Boot scripts for aarch64 boards, not x86_64 (use systemd-boot or grub)"}},
+		{"UKI through GRUB", head + "boot: {loader: grub, uki: true}\n", []string{
+			"4:27: boot.uki: unified kernel images boot through systemd-boot, not grub"}},
 		{"unset env variable", "name: t\nversion: \"1\"\nkernel: {file: \"${KEEL_TEST_UNSET}/vmlinuz\"}\n", []string{
 			`3:16: kernel.file: "${KEEL_TEST_UNSET}/vmlinuz": environment variable KEEL_TEST_UNSET is not set`}},
 		{"bad names", "name: My Image\nversion: 1 0\nkernel: {file: files/vmlinuz}\nhostname: a_b\n", []string{
@@ -349,6 +358,25 @@ func TestDiskPlanned(t *testing.T) {
 		f, _ := reflect.TypeFor[Disk]().FieldByName(d.field)
 		if doc := f.Tag.Get("doc"); !strings.Contains(doc, d.want) {
 			t.Errorf("disk.%s doc %q does not say %q", strings.ToLower(d.field), doc, d.want)
+		}
+	}
+}
+
+// TestArchDefaults: each arch is accepted and names its Debian
+// architecture, unless debian.architecture says otherwise.
+func TestArchDefaults(t *testing.T) {
+	for _, c := range []struct{ yaml, arch, debian string }{
+		{"debian: {suite: bookworm}\n", "x86_64", "amd64"},
+		{"arch: x86_64\ndebian: {suite: bookworm}\n", "x86_64", "amd64"},
+		{"arch: aarch64\ndebian: {suite: bookworm}\n", "aarch64", "arm64"},
+		{"arch: aarch64\ndebian: {suite: bookworm, architecture: armhf}\n", "aarch64", "armhf"},
+	} {
+		p, err := Parse("testdata/p.yaml", []byte("name: t\nversion: \"1\"\nkernel: {package: linux-image}\n"+c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if p.Arch != c.arch || p.Debian.Architecture != c.debian {
+			t.Errorf("%q: arch %q, debian.architecture %q; want %q, %q", c.yaml, p.Arch, p.Debian.Architecture, c.arch, c.debian)
 		}
 	}
 }

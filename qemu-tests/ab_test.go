@@ -45,13 +45,38 @@ type abFixture struct {
 	firmware func(*qemu.Config)
 }
 
+// abLoader is a boot loader the A/B scenario runs with, and how its
+// entries are named where the scenario reads them.
+type abLoader struct {
+	profile string // the profile's boot map; "" for the default (systemd-boot)
+	bios    bool   // boot by BIOS (SeaBIOS) instead of UEFI
+	// entry is the entry keelctl install reports for slot with tries.
+	entry func(slot string, tries int) string
+	// counter is the entry keel-init reports as a trial's try counter,
+	// once the loader counted the done-th boot.
+	counter func(slot string, left, done int) string
+}
+
+var (
+	systemdBoot = abLoader{
+		entry:   func(s string, tries int) string { return fmt.Sprintf("keel-%s+%d.conf", s, tries) },
+		counter: func(s string, left, done int) string { return fmt.Sprintf("keel-%s+%d-%d.conf", s, left, done) },
+	}
+	grubUEFI = abLoader{
+		profile: "{loader: grub}",
+		entry:   func(s string, _ int) string { return "entry-" + s + ".cfg" },
+		counter: func(s string, _, _ int) string { return "entry-" + s + ".cfg" },
+	}
+	grubBIOS = abLoader{profile: grubUEFI.profile, bios: true, entry: grubUEFI.entry, counter: grubUEFI.counter}
+)
+
 // TestABUpdate boots A/B updates for real (issue 4, "How it is checked",
 // 1-4): keelctl install inside the guest, the boot loader's trial and
 // fallback, blessing by keel-init, rollback, and keel update on the host.
 // One disk goes v1 → v2 (upgrade, still v2 after another boot) → v3 whose
 // required service fails (keel-init records the verdict and reboots, on
 // each of its two tries: fallback to v2) → v4 that hangs before its
-// verdict (systemd-boot counts its tries down the same way and falls back
+// verdict (the loader counts its tries down the same way and falls back
 // to v2 by itself). A fresh v1 disk is updated offline to v2, then
 // rolled back to v1, the other slot being good there.
 func TestABUpdate(t *testing.T) {
@@ -59,7 +84,33 @@ func TestABUpdate(t *testing.T) {
 	// defaults to GOMAXPROCS): TCG runs a VM on one core.
 	t.Parallel()
 	h := setUp(t)
-	f := buildAB(t, h, []abVersion{{version: "1.0.0"}, {version: "2.0.0"}, {version: "3.0.0", fail: true}, {version: "4.0.0", slow: true}})
+	testABUpdate(t, systemdBoot, buildAB(t, h, "", abVersions))
+}
+
+// TestABUpdateGRUB is TestABUpdate with GRUB (issue 11): the same images
+// boot by UEFI (OVMF) and by BIOS (SeaBIOS), each from its own copy.
+func TestABUpdateGRUB(t *testing.T) {
+	h := setUp(t)
+	f := buildAB(t, h, grubUEFI.profile, abVersions)
+	for name, l := range map[string]abLoader{"uefi": grubUEFI, "bios": grubBIOS} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testABUpdate(t, l, f)
+		})
+	}
+}
+
+// abVersions are TestABUpdate's builds.
+var abVersions = []abVersion{{version: "1.0.0"}, {version: "2.0.0"}, {version: "3.0.0", fail: true}, {version: "4.0.0", slow: true}}
+
+func testABUpdate(t *testing.T, l abLoader, built *abFixture) {
+	h := built.h
+	f := &abFixture{}
+	*f = *built
+	f.t, f.dir = t, t.TempDir()
+	if l.bios {
+		f.firmware = func(c *qemu.Config) { c.BIOS = true }
+	}
 
 	disk := copyDisk(t, f.disk["1.0.0"], filepath.Join(f.dir, "device.img"))
 	vars := filepath.Join(f.dir, "device.vars")
@@ -68,17 +119,17 @@ func TestABUpdate(t *testing.T) {
 		g = f.boot(t, disk, vars, "boot 1")
 		g.expect("keel: ready keel-ab 1.0.0 slot=a")
 		out := g.mustSh("keelctl install /dev/vdb")
-		g.contains(out, "installed keel-ab 2.0.0 into slot b: entry keel-b+2.conf, generation 2")
+		g.contains(out, "installed keel-ab 2.0.0 into slot b: entry "+l.entry("b", 2)+", generation 2")
 		g.checkStatus("a", map[string]slotWant{
 			"a": {"1.0.0", 1, "good"},
 			"b": {"2.0.0", 2, "trial"},
 		})
 		g.reboot()
 
-		// The trial: keel-init judges it from the try counter
-		// systemd-boot reports, and blesses it once app has stayed up.
+		// The trial: keel-init judges it from the try counter the
+		// loader reports, and blesses it once app has stayed up.
 		g = f.boot(t, disk, vars, "boot 2")
-		g.expect(`health: judging the boot: [app] must stay up for 5s, within 1m35s; try counter: \loader\entries\keel-b+1-1.conf`)
+		g.expect(`health: judging the boot: [app] must stay up for 5s, within 1m35s; try counter: ` + l.counter("b", 1, 1))
 		g.expect("keel: ready keel-ab 2.0.0 slot=b")
 		g.expect("health: entry blessed")
 		g.contains(g.mustSh("cat /etc/keel-test-version"), "2.0.0")
@@ -99,19 +150,19 @@ func TestABUpdate(t *testing.T) {
 	ok = t.Run("fallback", func(t *testing.T) {
 		g.t = t
 		out := g.mustSh("keelctl install /dev/vdc")
-		g.contains(out, "installed keel-ab 3.0.0 into slot a: entry keel-a+2.conf, generation 3")
+		g.contains(out, "installed keel-ab 3.0.0 into slot a: entry "+l.entry("a", 2)+", generation 3")
 		g.reboot()
 
 		// 3.0.0's app fails every time: keel-init gives up on it,
 		// records the verdict and reboots by itself, on each try. It
-		// leaves the entry's name alone: systemd-boot's counter,
-		// decremented before each boot, decides, as for a hang below.
+		// leaves the entry alone: the loader's counter, decremented
+		// before each boot, decides, as for a hang below.
 		for i, try := range []struct{ counter, next string }{
-			{"keel-a+1-1.conf", "1 try left for this entry before the boot loader falls back"},
-			{"keel-a+0-2.conf", "no tries left: the boot loader falls back to the other slot"},
+			{l.counter("a", 1, 1), "1 try left for this entry before the boot loader falls back"},
+			{l.counter("a", 0, 2), "no tries left: the boot loader falls back to the other slot"},
 		} {
 			g = f.boot(t, disk, vars, fmt.Sprintf("boot %d", 4+i))
-			g.expect(`try counter: \loader\entries\` + try.counter)
+			g.expect(`try counter: ` + try.counter)
 			g.expect("keel-ab: app 3.0.0 fails on purpose")
 			g.expect("health: boot is BAD: required service app failed")
 			g.expect("health: verdict recorded in /keel/a/verdict.json")
@@ -119,7 +170,7 @@ func TestABUpdate(t *testing.T) {
 			g.waitExit("keel-init: rebooting")
 		}
 
-		// systemd-boot skips the entry with no tries left.
+		// The loader skips the entry with no tries left.
 		g = f.boot(t, disk, vars, "boot 6")
 		g.expect("keel: ready keel-ab 2.0.0 slot=b")
 		g.checkStatus("b", map[string]slotWant{
@@ -140,16 +191,16 @@ func TestABUpdate(t *testing.T) {
 	t.Run("fallback by the loader", func(t *testing.T) {
 		g.t = t
 		out := g.mustSh("keelctl install /dev/vdd")
-		g.contains(out, "installed keel-ab 4.0.0 into slot a: entry keel-a+2.conf, generation 4")
+		g.contains(out, "installed keel-ab 4.0.0 into slot a: entry "+l.entry("a", 2)+", generation 4")
 		g.reboot()
 
 		// 4.0.0 comes up but is never judged: the test cuts the power
 		// during each trial, as a hang and a watchdog would. Only
-		// systemd-boot's counter, decremented before each boot, is left
+		// the loader's counter, decremented before each boot, is left
 		// to decide.
-		for i, counter := range []string{"keel-a+1-1.conf", "keel-a+0-2.conf"} {
+		for i, counter := range []string{l.counter("a", 1, 1), l.counter("a", 0, 2)} {
 			g = f.boot(t, disk, vars, fmt.Sprintf("boot %d", 7+i))
-			g.expect(`try counter: \loader\entries\` + counter)
+			g.expect(`try counter: ` + counter)
 			g.expect("keel: ready keel-ab 4.0.0 slot=a")
 			g.vm.Kill()
 			t.Logf("%s (%s): power cut during the trial, %s", g.name, g.vm.Accel(), time.Since(g.start).Round(time.Second))
@@ -175,7 +226,7 @@ func TestABUpdate(t *testing.T) {
 			t.Fatalf("keel update:\n%s", out)
 		}
 		g := f.boot(t, disk, vars, "offline boot 1")
-		g.expect(`try counter: \loader\entries\keel-b+1-1.conf`)
+		g.expect(`try counter: ` + l.counter("b", 1, 1))
 		g.expect("keel: ready keel-ab 2.0.0 slot=b")
 		g.expect("health: entry blessed")
 		g.checkStatus("b", map[string]slotWant{
@@ -202,13 +253,16 @@ func TestABUpdate(t *testing.T) {
 
 // buildAB generates a key and builds each version of testdata/ab.yaml,
 // signed with it (buildVersions).
-func buildAB(t *testing.T, h *harness, versions []abVersion) *abFixture {
+func buildAB(t *testing.T, h *harness, boot string, versions []abVersion) *abFixture {
 	t.Helper()
 	var bv []builtVersion
 	for _, v := range versions {
 		b := builtVersion{version: v.version}
+		if boot != "" {
+			b.extra += "boot: " + boot + "\n"
+		}
 		if v.fail {
-			b.extra += "  - {file: /etc/keel-ab-fail, content: \"\"}\n" // continues sources
+			b.extra = "  - {file: /etc/keel-ab-fail, content: \"\"}\n" + b.extra // continues sources
 		}
 		if v.slow {
 			b.update = ", health: {grace: 1h}"

@@ -44,7 +44,7 @@ func TestCutBoot(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	h := setUp(t)
-	f := buildAB(t, h, []abVersion{{version: "1.0.0"}, {version: "2.0.0"}})
+	f := buildAB(t, h, "", []abVersion{{version: "1.0.0"}, {version: "2.0.0"}})
 	f.bundles = nil // nothing is installed in the guest
 	built := time.Since(start)
 
@@ -192,7 +192,7 @@ func TestCutBoot(t *testing.T) {
 		o.counter = "none"
 		if p.TriesLeft >= 0 {
 			// systemd-boot counts the try down before it boots the entry.
-			o.counter = `\loader\entries\` + countedDown(p.Entry)
+			o.counter = countedDown(p.Entry)
 		}
 		o.disk = filepath.Join(f.dir, fmt.Sprintf("cut-%d.img", i+1))
 		if err := writeImage(o.disk, im); err != nil {

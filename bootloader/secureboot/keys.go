@@ -103,6 +103,11 @@ func readCert(path string) (*x509.Certificate, error) {
 // their chain: PK signs itself and KEK, KEK signs db, db signs images.
 var KeyNames = []string{"PK", "KEK", "db"}
 
+// AuthFiles are the authenticated variables a loader enrolls from a keys
+// directory, in the order it writes them (db and KEK while still in setup
+// mode, PK last, which leaves setup mode).
+var AuthFiles = []string{"db.auth", "KEK.auth", "PK.auth"}
+
 // Files is every file GenerateKeys writes, in the order it writes them.
 func Files() []string {
 	var fs []string

@@ -28,10 +28,13 @@ import (
 // be shared is deleted.
 func (m Entries) Cleanup(esp bootloader.DirESP) ([]string, error) {
 	var done []string
-	dirs := []string{EntriesDir, "/loader", "/EFI/BOOT", "/EFI/systemd"}
-	if slots, err := esp.ReadDir("/keel"); err == nil {
-		for _, s := range slots {
-			dirs = append(dirs, path.Join("/keel", s))
+	dirs := []string{EntriesDir, "/loader", "/EFI/BOOT", "/EFI/systemd", "/keel"}
+	if names, err := esp.ReadDir("/keel"); err == nil {
+		for _, s := range names {
+			// The slots' directories; /keel also holds files (bootloader.NameFile).
+			if s == "a" || s == "b" {
+				dirs = append(dirs, path.Join("/keel", s))
+			}
 		}
 	}
 	for _, d := range dirs {

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"unicode/utf16"
+
+	"keel/bootloader"
 )
 
 // EFIVarsDir is where Linux's efivarfs shows the EFI variables.
-const EFIVarsDir = "/sys/firmware/efi/efivars"
+const EFIVarsDir = bootloader.EFIVarsDir
 
 // LoaderVendor is the vendor GUID of the variables systemd-boot sets for
 // the booted system (the Boot Loader Interface).
@@ -68,4 +71,47 @@ func SelectedSlot(dir string) (string, error) {
 		return "", fmt.Errorf("LoaderEntrySelected %q is not a keel entry", id)
 	}
 	return slot, nil
+}
+
+// LoaderBootCountPathVar names the variable that holds the path of the
+// entry file systemd-boot counted this boot with
+// ("\loader\entries\keel-b+2-1.conf"); it is absent when the booted entry
+// has no counter (DESIGN §4).
+const LoaderBootCountPathVar = "LoaderBootCountPath-" + LoaderVendor
+
+// LoaderDevicePartUUIDVar names the variable that holds the partition
+// GUID of the ESP systemd-boot was started from.
+const LoaderDevicePartUUIDVar = "LoaderDevicePartUUID-" + LoaderVendor
+
+// Booted reads what systemd-boot told the running system: the slot from
+// keel.slot= on the command line (an entry that boots a kernel and an
+// initrd names it) or else from LoaderEntrySelected (a unified kernel
+// image serves either slot, so its signed command line names none), the
+// trial from LoaderBootCountPath, and the ESP from LoaderDevicePartUUID.
+func (Entries) Booted(env bootloader.BootEnv) (bootloader.Boot, error) {
+	b := bootloader.Boot{Slot: bootloader.CmdlineValue(env.Cmdline, "keel.slot")}
+	if env.EFIVars == "" {
+		return b, nil
+	}
+	var errs []error
+	if b.Slot == "" {
+		s, err := SelectedSlot(env.EFIVars)
+		b.Slot = s
+		errs = append(errs, err)
+	}
+	if p, err := ReadEFIStringVar(env.EFIVars, LoaderBootCountPathVar); err != nil {
+		errs = append(errs, err)
+	} else if p != "" {
+		file := path.Base(strings.ReplaceAll(p, `\`, "/"))
+		slot, left, done, counted, ok := ParseName(file)
+		if !ok || !counted {
+			errs = append(errs, fmt.Errorf("LoaderBootCountPath %q does not name a counted keel entry", p))
+		} else {
+			b.Trial = &bootloader.Trial{Slot: slot, Entry: file, Left: left, Done: done}
+		}
+	}
+	uuid, err := ReadEFIStringVar(env.EFIVars, LoaderDevicePartUUIDVar)
+	b.ESPPartUUID = strings.ToLower(uuid)
+	errs = append(errs, err)
+	return b, errors.Join(errs...)
 }

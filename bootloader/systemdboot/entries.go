@@ -22,8 +22,8 @@ type Entries struct{}
 
 var _ bootloader.Manager = Entries{}
 
-// ErrNoEntry is returned when a slot has no entry to change.
-var ErrNoEntry = errors.New("no boot entry")
+// ErrNoEntry is bootloader.ErrNoEntry: a slot has no entry to change.
+var ErrNoEntry = bootloader.ErrNoEntry
 
 // ParseName reads a keel entry's file name: keel-b+2-1.conf is slot b, 2
 // tries left, 1 done, counted. ok is false for any other name.
@@ -72,15 +72,12 @@ func validSlot(s string) bool {
 	return true
 }
 
-// ErrDamagedEntry is an entry systemd-boot would still boot (it names a
-// kernel or an EFI image) whose generation cannot be read, or that names
-// both a kernel and an EFI image (the loader boots whichever line comes
-// last; keel writes one or the other, so such a file is not one it wrote
-// whole). Which slot or image boots is then unknown, so keel changes
-// nothing rather than guess: install, mark and rollback refuse, status
-// fails naming the file, and Cleanup leaves it alone for a person to look
-// at.
-var ErrDamagedEntry = errors.New("damaged boot entry")
+// ErrDamagedEntry is bootloader.ErrDamagedEntry: an entry systemd-boot
+// would still boot (it names a kernel or an EFI image) whose generation
+// cannot be read, or that names both a kernel and an EFI image (the loader
+// boots whichever line comes last; keel writes one or the other, so such a
+// file is not one it wrote whole).
+var ErrDamagedEntry = bootloader.ErrDamagedEntry
 
 // errLeftover is an entry file without a linux or efi line: an empty or
 // half written file left by a cut, which systemd-boot skips too.

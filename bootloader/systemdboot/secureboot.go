@@ -2,14 +2,14 @@ package systemdboot
 
 import (
 	"fmt"
+	"keel/bootloader/secureboot"
 	"path"
 	"slices"
 )
 
 // EnrollFiles are the authenticated variables systemd-boot enrolls from a
-// keys directory, in the order it writes them (db and KEK while still in
-// setup mode, PK last, which leaves setup mode).
-var EnrollFiles = []string{"db.auth", "KEK.auth", "PK.auth"}
+// keys directory (secureboot.AuthFiles).
+var EnrollFiles = secureboot.AuthFiles
 
 // Sign replaces the loader binary with what sign makes of it (an
 // Authenticode signature, for Secure Boot).

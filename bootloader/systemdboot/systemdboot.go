@@ -6,7 +6,6 @@
 package systemdboot
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,9 +22,59 @@ const Name = "systemd-boot"
 // DefaultEFI is where Debian's systemd-boot-efi package puts the loader.
 const DefaultEFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
+// Package is the Debian package that holds the loader and its UKI stub.
+const Package = "systemd-boot-efi"
+
+// efiNames are the loader's file name in Package, and the removable-media
+// path firmware boots, by architecture.
+var efiNames = map[string][2]string{
+	"x86_64":  {"systemd-bootx64.efi", "BOOTX64.EFI"},
+	"aarch64": {"systemd-bootaa64.efi", "BOOTAA64.EFI"},
+}
+
+// FromSource takes the loader from src: the profile's EFI binary, else
+// the package's (or build host's) for src.Arch.
+func FromSource(src bootloader.Source) (bootloader.Bootloader, error) {
+	arch := src.Arch
+	if arch == "" {
+		arch = "x86_64"
+	}
+	names, ok := efiNames[arch]
+	if !ok {
+		return nil, fmt.Errorf("systemd-boot: no loader for architecture %s", arch)
+	}
+	if src.EFI != "" {
+		l, err := New(src.EFI)
+		if err != nil {
+			return nil, err
+		}
+		l.removable, l.own = "/EFI/BOOT/"+names[1], "/EFI/systemd/"+names[0]
+		return l, nil
+	}
+	p := "usr/lib/systemd/boot/efi/" + names[0]
+	b, err := fs.ReadFile(src.Files, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("systemd-boot not found at /%s: install the %s package or set boot.efi in the profile", p, Package)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read systemd-boot: %w", err)
+	}
+	l, err := FromBytes(Package+":/"+p, b)
+	if err != nil {
+		return nil, err
+	}
+	l.removable = "/EFI/BOOT/" + names[1]
+	l.own = "/EFI/systemd/" + names[0]
+	return l, nil
+}
+
 func init() {
-	bootloader.Register(Name, func(opts map[string]string) (bootloader.Bootloader, error) {
-		return New(opts["efi"])
+	bootloader.Register(Name, bootloader.Backend{
+		New: FromSource,
+		Packages: func(string) []string {
+			return []string{Package}
+		},
+		Manager: Entries{},
 	})
 }
 
@@ -33,6 +82,9 @@ func init() {
 type Loader struct {
 	Entries // managing entries needs no EFI binary
 	efi     []byte
+	// where Install puts the loader: the removable-media path, and
+	// systemd's own.
+	removable, own string
 	// keys to enroll for Secure Boot, by file name (EnrollKeys).
 	keys map[string][]byte
 }
@@ -58,7 +110,7 @@ func FromBytes(name string, b []byte) (*Loader, error) {
 	if len(b) < 2 || b[0] != 'M' || b[1] != 'Z' {
 		return nil, fmt.Errorf("%s is not an EFI (PE) binary", name)
 	}
-	return &Loader{efi: b}, nil
+	return &Loader{efi: b, removable: "/EFI/BOOT/BOOTX64.EFI", own: "/EFI/systemd/systemd-bootx64.efi"}, nil
 }
 
 // LoaderConf is loader/loader.conf. "default keel-*" lets the newest good
@@ -79,16 +131,16 @@ func (l *Loader) Install(esp bootloader.ESP) error {
 		path string
 		data []byte
 	}{
-		{"/EFI/BOOT/BOOTX64.EFI", l.efi},
-		{"/EFI/systemd/systemd-bootx64.efi", l.efi},
+		{l.removable, l.efi},
+		{l.own, l.efi},
 		{"/loader/loader.conf", []byte(l.conf())},
 	}
 	for _, f := range files {
-		if err := writeAtomic(esp, f.path, f.data); err != nil {
+		if err := bootloader.WriteAtomic(esp, f.path, f.data); err != nil {
 			return fmt.Errorf("install systemd-boot: %w", err)
 		}
 	}
-	if err := l.installKeys(esp, func(p string, b []byte) error { return writeAtomic(esp, p, b) }); err != nil {
+	if err := l.installKeys(esp, func(p string, b []byte) error { return bootloader.WriteAtomic(esp, p, b) }); err != nil {
 		return fmt.Errorf("install systemd-boot: %w", err)
 	}
 	return nil
@@ -139,28 +191,13 @@ func (Entries) WriteEntry(esp bootloader.ESP, e bootloader.Entry) error {
 		return fmt.Errorf("write entry for slot %s: both an EFI image (%s) and a kernel (%s)", e.Slot, e.EFI, e.Kernel)
 	}
 	p := path.Join("/loader/entries", EntryName(e.Slot, e.Tries))
-	if err := writeAtomic(esp, p, []byte(FormatEntry(e))); err != nil {
+	if err := bootloader.WriteAtomic(esp, p, []byte(FormatEntry(e))); err != nil {
 		return fmt.Errorf("write entry for slot %s: %w", e.Slot, err)
 	}
 	return nil
 }
 
-// writeAtomic writes p through a temporary name. On an ESP that can sync,
-// the content is made durable before the rename: otherwise a power cut
-// could keep the rename and lose the content behind it (DESIGN §4:
-// copy-to-temp, sync, rename, sync). The caller syncs after.
-func writeAtomic(esp bootloader.ESP, p string, data []byte) error {
-	tmp := p + ".tmp"
-	if err := esp.WriteFile(tmp, bytes.NewReader(data), int64(len(data))); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if s, ok := esp.(interface{ Sync() error }); ok {
-		if err := s.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", tmp, err)
-		}
-	}
-	if err := esp.Rename(tmp, p); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, p, err)
-	}
-	return nil
+// Temporaries is the temporary name WriteEntry writes slot's entry under.
+func (Entries) Temporaries(slot string, tries int) []string {
+	return []string{path.Join(EntriesDir, EntryName(slot, tries)) + ".tmp"}
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf16"
 
 	"keel/bootloader"
 	"keel/bootloader/espdir"
@@ -11,22 +14,52 @@ import (
 	"keel/image/verdict"
 )
 
-// TestMarkEntry renames the entry LoaderBootCountPath names, as blessing
+// trialOf is the trial systemd-boot reports when LoaderBootCountPath is
+// countPath, read as keel-init reads it.
+func trialOf(t *testing.T, countPath string) (*bootloader.Trial, error) {
+	t.Helper()
+	dir := t.TempDir()
+	var v []byte
+	v = binary.LittleEndian.AppendUint32(v, 7)
+	for _, c := range utf16.Encode([]rune(countPath + "\x00")) {
+		v = binary.LittleEndian.AppendUint16(v, c)
+	}
+	if err := os.WriteFile(filepath.Join(dir, systemdboot.LoaderBootCountPathVar), v, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := systemdboot.Entries{}.Booted(bootloader.BootEnv{EFIVars: dir})
+	if err == nil && b.Trial == nil {
+		err = errors.New("not a trial")
+	}
+	return b.Trial, err
+}
+
+// mustTrial is the trial of entry file (nil for "").
+func mustTrial(t *testing.T, file string) *bootloader.Trial {
+	t.Helper()
+	if file == "" {
+		return nil
+	}
+	tr, err := trialOf(t, `\loader\entries\`+file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestBlessTrial renames the entry LoaderBootCountPath names, as blessing
 // does, on an ESP in a directory.
-func TestMarkEntry(t *testing.T) {
-	m := systemdboot.Entries{}
+func TestBlessTrial(t *testing.T) {
 	tests := []struct {
 		name      string
 		file      string
 		countPath string
-		mark      func(bootloader.DirESP, string) error
 		want      string // the entry's name after; "" if an error is expected
 	}{
-		{"good", "keel-b+2-1.conf", `\loader\entries\keel-b+2-1.conf`, m.MarkGood, "keel-b.conf"},
-		{"bad", "keel-b+2-1.conf", `\loader\entries\keel-b+2-1.conf`, m.MarkBad, "keel-b+0-1.conf"},
-		{"first boot of a trial", "keel-a+3.conf", `\loader\entries\keel-a+3.conf`, m.MarkGood, "keel-a.conf"},
-		{"not a keel entry", "keel-b+2-1.conf", `\loader\entries\debian.conf`, m.MarkGood, ""},
-		{"entry gone", "keel-b+2-1.conf", `\loader\entries\keel-b+1-2.conf`, m.MarkGood, ""},
+		{"good", "keel-b+2-1.conf", `\loader\entries\keel-b+2-1.conf`, "keel-b.conf"},
+		{"first boot of a trial", "keel-b+3.conf", `\loader\entries\keel-b+3.conf`, "keel-b.conf"},
+		{"not a keel entry", "keel-b+2-1.conf", `\loader\entries\debian.conf`, ""},
+		{"entry gone", "keel-b+2-1.conf", `\loader\entries\keel-b+1-2.conf`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,7 +68,10 @@ func TestMarkEntry(t *testing.T) {
 			os.MkdirAll(ents, 0o755)
 			body := systemdboot.FormatEntry(bootloader.Entry{Slot: "b", Title: "t", Generation: 2, Kernel: "/keel/b/vmlinuz", Initrd: "/keel/b/initrd"})
 			os.WriteFile(filepath.Join(ents, tt.file), []byte(body), 0o644)
-			err := markEntryOn(espdir.Dir{Root: dir}, tt.countPath, tt.mark)
+			tr, err := trialOf(t, tt.countPath)
+			if err == nil {
+				err = bootloader.BlessTrial(systemdboot.Entries{}, espdir.Dir{Root: dir}, *tr)
+			}
 			if tt.want == "" {
 				if err == nil {
 					t.Fatal("no error")
@@ -86,7 +122,10 @@ func TestRecordVerdictOn(t *testing.T) {
 				t.Fatal(err)
 			}
 			esp := espdir.Dir{Root: dir}
-			_, err := recordVerdictOn(esp, tt.countPath, verdict.Bad, verdict.StageInitrd, "no root")
+			tr, err := trialOf(t, tt.countPath)
+			if err == nil {
+				_, err = recordVerdictOn(esp, systemdboot.Entries{}, *tr, verdict.Bad, verdict.StageInitrd, "no root")
+			}
 			if tt.want == (verdict.Record{}) {
 				if err == nil {
 					t.Fatal("no error")

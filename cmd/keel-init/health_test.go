@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"keel/bootloader"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,9 +136,9 @@ type recordingBlesser struct {
 	log        func(string) // where the calls also go, if set: to see their order
 }
 
-func (r *recordingBlesser) markGood(p string) error { r.add("good " + p); return nil }
-func (r *recordingBlesser) record(p, result, stage, reason string) (string, error) {
-	r.add("record " + result + " " + stage + " " + p)
+func (r *recordingBlesser) markGood(t bootloader.Trial) error { r.add("good " + t.Entry); return nil }
+func (r *recordingBlesser) record(t bootloader.Trial, result, stage, reason string) (string, error) {
+	r.add("record " + result + " " + stage + " " + t.Entry)
 	if r.failRecord {
 		return "", errors.New("no ESP")
 	}
@@ -153,8 +154,8 @@ func (r *recordingBlesser) add(s string) {
 }
 
 func TestHealthJudge(t *testing.T) {
-	const entry = `\loader\entries\keel-b+2-1.conf`
-	const last = `\loader\entries\keel-b+0-2.conf`
+	const entry = "keel-b+2-1.conf"
+	const last = "keel-b+0-2.conf"
 	up := []event{{Kind: evUp, Service: "a"}}
 	failed := []event{{Kind: evGaveUp, Service: "a", Detail: "exited with status 1; not restarted (restart=never)"}}
 	for _, tc := range []struct {
@@ -201,7 +202,7 @@ func TestHealthJudge(t *testing.T) {
 			var mu sync.Mutex
 			var logs []string
 			rebooted := make(chan struct{}, 1)
-			j := newHealthJudge(services.Health{Require: []string{"a"}, Grace: 50 * time.Millisecond}, tc.countPath, b,
+			j := newHealthJudge(services.Health{Require: []string{"a"}, Grace: 50 * time.Millisecond}, mustTrial(t, tc.countPath), b,
 				func(f string, a ...any) { mu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); mu.Unlock() },
 				func() { rebooted <- struct{}{} })
 			for _, e := range tc.events {
@@ -241,7 +242,7 @@ func TestHealthJudge(t *testing.T) {
 func TestHealthJudgeStop(t *testing.T) {
 	b := &recordingBlesser{}
 	var logs []string
-	j := newHealthJudge(services.Health{Require: []string{"a"}, Grace: 50 * time.Millisecond}, `\loader\entries\keel-b+1-1.conf`, b,
+	j := newHealthJudge(services.Health{Require: []string{"a"}, Grace: 50 * time.Millisecond}, mustTrial(t, "keel-b+1-1.conf"), b,
 		func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }, func() { t.Error("rebooted") })
 	j.stop()
 	j.observe(event{Kind: evUp, Service: "a"})
@@ -293,7 +294,7 @@ func TestReadEFIStringVar(t *testing.T) {
 // system goes down. A boot that is not a trial behaves as before: no
 // record, no reboot, on_exit acts.
 func TestVerdictBeforeOnExit(t *testing.T) {
-	const entry = `\loader\entries\keel-b+1-1.conf`
+	const entry = "keel-b+1-1.conf"
 	for _, tc := range []struct {
 		name      string
 		countPath string
@@ -311,7 +312,7 @@ func TestVerdictBeforeOnExit(t *testing.T) {
 			logf := func(f string, a ...any) { mu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); mu.Unlock() }
 			b := &recordingBlesser{log: func(s string) { logf("%s", s) }}
 			requests := make(chan action, 1)
-			j := newHealthJudge(services.Health{Require: []string{"app"}, Grace: time.Minute}, tc.countPath, b, logf,
+			j := newHealthJudge(services.Health{Require: []string{"app"}, Grace: time.Minute}, mustTrial(t, tc.countPath), b, logf,
 				func() {
 					select {
 					case requests <- actReboot:

@@ -56,6 +56,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	_ "keel/bootloader/all" // the loaders keel.loader= names
 	"keel/image/verdict"
 )
 
@@ -118,7 +119,7 @@ const (
 // failed (image/verdict). PID 1 must not exit: the kernel would panic and,
 // with panic=-1, reboot at once, the message scrolled away.
 //
-// On a trial boot (systemd-boot counts its tries) the verdict is recorded
+// On a trial boot (the boot loader counts its tries) the verdict is recorded
 // on the ESP where it can be, and the machine reboots: the loader's try
 // counter then decides, so a new slot that cannot even reach its services
 // falls back within update.tries boots, as one that fails its health
@@ -126,9 +127,9 @@ const (
 // off rather than fail again in a loop.
 func fatal(con *console, stage string, err error) {
 	con.logf("FATAL: %v", err)
-	if countPath := trialCountPath(con); countPath != "" {
-		recordFatal(con, countPath, stage, err)
-		con.logf("rebooting in %v, a trial boot: %s", fatalRebootDelay, fallbackNote(countPath))
+	if loader, boot := bootInfo(con); boot.Trial != nil {
+		recordFatal(con, loader, boot, stage, err)
+		con.logf("rebooting in %v, a trial boot: %s", fatalRebootDelay, fallbackNote(*boot.Trial))
 		time.Sleep(fatalRebootDelay)
 		unix.Sync()
 		if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {

@@ -172,8 +172,12 @@ func setUpHealth(con *console, reboot func()) *healthJudge {
 	if !ok {
 		return nil
 	}
-	countPath := trialCountPath(con)
+	loader, boot := bootInfo(con)
+	counter := "none"
+	if boot.Trial != nil {
+		counter = boot.Trial.Entry
+	}
 	con.logf("health: judging the boot: %v must stay up for %v, within %v; try counter: %s",
-		h.Require, h.EffectiveGrace(), h.Deadline(), firstNonEmpty(countPath, "none"))
-	return newHealthJudge(h, countPath, espBlesser{}, con.logf, reboot)
+		h.Require, h.EffectiveGrace(), h.Deadline(), counter)
+	return newHealthJudge(h, boot.Trial, espBlesser{loader}, con.logf, reboot)
 }

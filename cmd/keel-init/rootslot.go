@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"keel/bootloader/systemdboot"
 	"keel/cmd/keel-init/dmverity"
 	"keel/rootfs/verity"
 )
@@ -20,28 +18,22 @@ import (
 // rootDevice finds the slot and its partition. A kernel+initrd entry says
 // both (root=, keel.slot=). A unified kernel image's signed command line
 // says neither, so one image boots from either slot: the slot is the one
-// of the entry systemd-boot booted, and its partition the one labelled
-// root-<slot> on the disk systemd-boot was started from.
+// the boot loader says it booted, and its partition the one labelled
+// root-<slot> on the disk the loader was started from.
 func rootDevice(con *console, params *bootParams, wait time.Duration) (blockDev, error) {
 	if params.Root.Kind != "" {
 		return waitForDevice(sysClassBlock, params.Root, "", wait)
 	}
-	if _, err := mountAPI(mountEFIVars); err != nil {
-		return blockDev{}, fmt.Errorf("no root= on the kernel command line, and the booted entry cannot be read: %w", err)
-	}
+	_, boot := bootInfo(con)
 	if params.Slot == "" {
-		slot, err := systemdboot.SelectedSlot(efivarsDir)
-		if err != nil {
-			return blockDev{}, fmt.Errorf("no root= or keel.slot= on the kernel command line, and the booted entry: %w", err)
+		if boot.Slot == "" {
+			return blockDev{}, fmt.Errorf("no root= or keel.slot= on the kernel command line, and the boot loader names no slot (no LoaderEntrySelected: was this booted by systemd-boot?)")
 		}
-		if slot == "" {
-			return blockDev{}, fmt.Errorf("no root= or keel.slot= on the kernel command line, and no LoaderEntrySelected: was this booted by systemd-boot?")
-		}
-		params.Slot = slot
+		params.Slot = boot.Slot
 	}
 	disk := ""
-	if uuid, err := systemdboot.ReadEFIStringVar(efivarsDir, loaderDevicePartUUIDVar); err == nil && uuid != "" {
-		if esp, err := waitForDevice(sysClassBlock, devSpec{"PARTUUID", strings.ToLower(uuid)}, "", wait); err == nil {
+	if boot.ESPPartUUID != "" {
+		if esp, err := waitForDevice(sysClassBlock, devSpec{"PARTUUID", boot.ESPPartUUID}, "", wait); err == nil {
 			disk = esp.Disk
 		} else {
 			con.logf("WARNING: the ESP the loader started from: %v", err)

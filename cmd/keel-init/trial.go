@@ -4,51 +4,52 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"keel/bootloader"
 	"keel/bootloader/espdir"
-	"keel/bootloader/systemdboot"
+	"keel/image/disk"
 	"keel/image/verdict"
 )
 
-// loaderDevicePartUUIDVar is systemd-boot's variable naming the partition
-// GUID of the ESP it was started from.
-const loaderDevicePartUUIDVar = "LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-
-// trialCountPath returns LoaderBootCountPath: the entry file systemd-boot
-// counted this boot with, "" when the boot is not a trial or that cannot
-// be told (no EFI, or efivarfs not available: its module is in the
-// profile's list and an early failure may come before it is loaded).
-func trialCountPath(con *console) string {
+// bootInfo is what the boot loader told this boot: its loader (named by
+// keel.loader= on the command line; systemd-boot without one), the slot,
+// and on a trial boot the entry that counted it. efivarfs is mounted
+// first when the machine booted through EFI; a failure can come before
+// its module is loaded, and then what only EFI variables say is unknown.
+func bootInfo(con *console) (bootloader.Manager, bootloader.Boot) {
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	name := bootloader.NameFromCmdline(string(cmdline))
+	loader, err := bootloader.ManagerFor(name)
+	if err != nil {
+		con.logf("WARNING: keel.loader: %v", err)
+		return nil, bootloader.Boot{}
+	}
+	env := bootloader.BootEnv{Cmdline: string(cmdline)}
 	if _, err := os.Stat("/sys/firmware"); err != nil {
 		// A failure before /sys was mounted.
-		if _, err := mountAPI(mountSys); err != nil {
-			return ""
+		_, _ = mountAPI(mountSys)
+	}
+	if fi, err := os.Stat(efivarsDir); err == nil && fi.IsDir() {
+		if _, err := mountAPI(mountEFIVars); err != nil {
+			con.logf("WARNING: %v; is this a trial boot? not known", err)
+		} else {
+			env.EFIVars = efivarsDir
 		}
 	}
-	if fi, err := os.Stat(efivarsDir); err != nil || !fi.IsDir() {
-		return ""
-	}
-	if _, err := mountAPI(mountEFIVars); err != nil {
-		con.logf("WARNING: %v; is this a trial boot? not known", err)
-		return ""
-	}
-	p, err := systemdboot.ReadEFIStringVar(efivarsDir, loaderBootCountPathVar)
+	b, err := loader.Booted(env)
 	if err != nil {
-		con.logf("WARNING: %v", err)
-		return ""
+		con.logf("WARNING: %s: %v", name, err)
 	}
-	return p
+	return loader, b
 }
 
 // recordFatal records a failed trial boot's verdict, as far as it can: in
 // the initrd the disk or vfat may be what is missing.
-func recordFatal(con *console, countPath, stage string, failure error) {
-	esp, err := mountBootESP()
+func recordFatal(con *console, loader bootloader.Manager, boot bootloader.Boot, stage string, failure error) {
+	esp, err := mountBootESP(boot)
 	if err != nil {
 		con.logf("verdict not recorded: %v", err)
 		return
@@ -57,7 +58,7 @@ func recordFatal(con *console, countPath, stage string, failure error) {
 		unix.Sync()
 		_ = unix.Unmount(espdir.MountPoint, 0)
 	}()
-	r, err := recordVerdictOn(esp, countPath, verdict.Bad, stage, failure.Error())
+	r, err := recordVerdictOn(esp, loader, *boot.Trial, verdict.Bad, stage, failure.Error())
 	if err != nil {
 		con.logf("verdict not recorded: %v", err)
 		return
@@ -66,20 +67,21 @@ func recordFatal(con *console, countPath, stage string, failure error) {
 }
 
 // mountBootESP mounts the ESP this boot came from: in the rootfs, the one
-// on the disk of /; in the initrd, where / is on no disk, the partition
-// systemd-boot names in LoaderDevicePartUUID.
-func mountBootESP() (bootloader.DirESP, error) {
+// on the disk of /; in the initrd, where / is on no disk, the partition the
+// loader names (systemd-boot's LoaderDevicePartUUID), else the one
+// labelled esp.
+func mountBootESP(boot bootloader.Boot) (bootloader.DirESP, error) {
 	esp, err := mountESP()
 	if err == nil {
 		return esp, nil
 	}
-	uuid, uerr := systemdboot.ReadEFIStringVar(efivarsDir, loaderDevicePartUUIDVar)
-	if uerr != nil || uuid == "" {
-		return nil, errors.Join(err, uerr)
+	spec := devSpec{"PARTLABEL", disk.LabelESP}
+	if boot.ESPPartUUID != "" {
+		spec = devSpec{"PARTUUID", boot.ESPPartUUID}
 	}
-	dev, derr := waitForDevice(sysClassBlock, devSpec{"PARTUUID", strings.ToLower(uuid)}, "", time.Second)
+	dev, derr := waitForDevice(sysClassBlock, spec, "", time.Second)
 	if derr != nil {
-		return nil, fmt.Errorf("the ESP the loader started from: %w", derr)
+		return nil, fmt.Errorf("the ESP the loader started from: %w", errors.Join(err, derr))
 	}
 	if err := espdir.Mount("/dev/"+dev.Name, espdir.MountPoint); err != nil {
 		return nil, err

@@ -32,8 +32,8 @@ func newBuildCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build [PROFILE]",
 		Short: "Build a bootable A/B disk image from a profile",
-		Long: `Compile PROFILE into a raw GPT disk image: an ESP with systemd-boot and the
-entry for slot A, the root squashfs in slot A, an empty slot B, and an ext4
+		Long: `Compile PROFILE into a raw GPT disk image: an ESP with the boot loader
+(boot.loader: systemd-boot, grub or u-boot) and the entry for slot A, the root squashfs in slot A, an empty slot B, and an ext4
 data partition mounted at /var.
 
 PROFILE is a profile file, or the name of a built-in profile (keel profiles
@@ -104,11 +104,11 @@ systemd-boot enrolls on a machine in setup mode.
 					return err
 				}
 			}
-			init, err := keelInit(ctx)
+			init, err := keelInit(ctx, p.Arch)
 			if err != nil {
 				return err
 			}
-			ctl, err := keelctl(ctx)
+			ctl, err := keelctl(ctx, p.Arch)
 			if err != nil {
 				return err
 			}
@@ -190,10 +190,12 @@ func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, verb
 		content := ""
 		switch part.Label {
 		case "esp":
-			content = fmt.Sprintf("systemd-boot, kernel %s, initrd %s (%d modules)", human(r.KernelBytes), human(r.InitrdBytes), r.Modules)
+			content = fmt.Sprintf("%s, kernel %s, initrd %s (%d modules)", p.Boot.Loader, human(r.KernelBytes), human(r.InitrdBytes), r.Modules)
 			if r.UKIBytes > 0 {
-				content = fmt.Sprintf("systemd-boot, unified kernel image %s (%d modules)", human(r.UKIBytes), r.Modules)
+				content = fmt.Sprintf("%s, unified kernel image %s (%d modules)", p.Boot.Loader, human(r.UKIBytes), r.Modules)
 			}
+		case "bios-boot":
+			content = "GRUB's core.img, for BIOS (boot.img in the MBR)"
 		case "root-a":
 			ratio := 100 * float64(r.SquashfsBytes) / float64(max(r.ContentBytes, 1))
 			content = fmt.Sprintf("squashfs %s (%s) of %s, %.1f%%, %d inodes", human(r.SquashfsBytes), p.Disk.Squashfs.Compression, human(r.ContentBytes), ratio, r.Inodes)

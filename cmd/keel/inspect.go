@@ -54,6 +54,7 @@ with tries left, or bad).`,
 			}
 			tw.Flush()
 			fmt.Fprintln(w)
+			fmt.Fprintf(w, "boot loader: %s\n\n", r.Loader)
 			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "entry\tslot\tgeneration\tstate\tboots\ttitle")
 			for _, e := range r.Entries {

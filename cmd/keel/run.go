@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"keel/image/disk"
+	"keel/image/gpt"
 	"keel/image/qemu"
 )
 
@@ -23,6 +25,8 @@ type runOptions struct {
 	net     bool
 	forward []string
 	sb      string
+	bios    bool
+	arch    string
 }
 
 func newRunCmd() *cobra.Command {
@@ -30,9 +34,10 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run DISK",
 		Short: "Boot a disk image in QEMU with UEFI firmware, console on this terminal",
-		Long: `Boot DISK in QEMU (q35, OVMF UEFI firmware) with the serial console on
-stdout and stdin. The firmware gets a private copy of its variable store
-(--vars keeps one across runs, as a real machine would). The VM stops when
+		Long: `Boot DISK in QEMU (q35 with OVMF UEFI firmware; virt with AAVMF for
+aarch64 images) with the serial console on stdout and stdin. The firmware
+gets a private copy of its variable store (--vars keeps one across runs, as
+a real machine would). The VM stops when
 the guest powers off, when --timeout runs out, or on Ctrl-A X.
 
 Acceleration: TCG by default. KVM is used only with --accel kvm, or with
@@ -48,18 +53,32 @@ decrypted first: openssl pkey -in /usr/share/ovmf/PkKek-1-snakeoil.key
 mode, with no keys, where an image built with --sb-keys enrolls its own.
 With --vars, enrolled keys stay for the next run.
 
-Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
+BIOS: --bios boots with QEMU's own BIOS (SeaBIOS) instead of OVMF, as an
+older machine would: images with boot.loader grub boot either way.
+
+Architecture: an image built with arch: aarch64 (which its root slots'
+partition type tells) boots on QEMU's virt machine with AAVMF firmware,
+always under TCG on an x86_64 host; --arch overrides the guess.
+
+Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf), for
+aarch64 images qemu-system-arm and qemu-efi-aarch64.`,
 		Example: `  keel run out/busybox.img
   keel run --timeout 60s --vars vars.fd out/busybox.img
   keel run --forward 2222:22 server.img     # then: ssh -p 2222 keel@127.0.0.1
-  keel run --secure-boot setup --vars sb.fd my.img   # enrolls my.img's keys, then enforces them`,
+  keel run --secure-boot setup --vars sb.fd my.img   # enrolls my.img's keys, then enforces them
+  keel run --bios grub.img                           # a boot.loader grub image, by BIOS
+  keel run --timeout 10m arm64.img                   # an arch: aarch64 image (virt, AAVMF)`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := os.Stat(args[0]); err != nil {
 				return usageError{err}
 			}
+			arch, err := runArch(o.arch, args[0])
+			if err != nil {
+				return err
+			}
 			cfg := qemu.Config{
-				Disk: args[0], ExtraDisks: o.disks, MemoryMiB: o.memory, Accel: o.accel,
+				Arch: arch, Disk: args[0], ExtraDisks: o.disks, MemoryMiB: o.memory, Accel: o.accel,
 				Timeout: o.timeout, VarsCopy: o.vars, Console: os.Stdout,
 				Network: o.net || len(o.forward) > 0,
 			}
@@ -80,6 +99,12 @@ Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 				cfg.SecureBoot, cfg.OVMFCode, cfg.OVMFVars = true, qemu.SecureBootCode, qemu.SetupModeVars
 			default:
 				return usagef("--secure-boot %q: want off, snakeoil or setup", o.sb)
+			}
+			if o.bios {
+				if o.sb != "off" || o.vars != "" {
+					return usagef("--bios has no UEFI: no --secure-boot or --vars")
+				}
+				cfg.BIOS = true
 			}
 			if term.IsTerminal(int(os.Stdin.Fd())) {
 				cfg.Stdin = os.Stdin
@@ -104,6 +129,27 @@ Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).`,
 	f.StringSliceVar(&o.disks, "disk", nil, "extra raw disk images to attach (repeatable)")
 	f.BoolVar(&o.net, "net", false, "give the guest a NIC on QEMU's user network (DHCP; restricted: nothing leaves the machine)")
 	f.StringVar(&o.sb, "secure-boot", "off", "off, snakeoil (enforce the ovmf package's snakeoil keys) or setup (no keys: an image may enroll its own)")
+	f.StringVar(&o.arch, "arch", "", "x86_64 or aarch64 (default: the disk's, from its root partition type)")
+	f.BoolVar(&o.bios, "bios", false, "boot with SeaBIOS instead of UEFI firmware (for boot.loader grub images)")
 	f.StringArrayVar(&o.forward, "forward", nil, "forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT, e.g. 2222:22 for ssh (implies --net; repeatable)")
 	return cmd
+}
+
+// runArch is the guest architecture for disk: flag if set, else the one
+// its root-a partition's type names. A disk that is not a keel disk (no
+// GPT, no root-a, another type) boots as x86_64.
+func runArch(flag, name string) (string, error) {
+	switch flag {
+	case "x86_64", "aarch64":
+		return flag, nil
+	case "":
+	default:
+		return "", usagef("--arch %q: want x86_64 or aarch64", flag)
+	}
+	if t, err := gpt.ReadFile(name); err == nil {
+		if p, ok := t.Find(disk.LabelRootA); ok && disk.RootArch(p.Type) != "" {
+			return disk.RootArch(p.Type), nil
+		}
+	}
+	return "x86_64", nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"keel/bootloader/secureboot"
-	"keel/bootloader/systemdboot"
 	"keel/image/build"
 )
 
@@ -49,7 +48,7 @@ func (f *sbFlags) options() (*build.SecureBoot, error) {
 		return sb, nil
 	}
 	sb.Enroll = map[string][]byte{}
-	for _, n := range systemdboot.EnrollFiles {
+	for _, n := range secureboot.AuthFiles {
 		b, err := os.ReadFile(filepath.Join(f.keys, n))
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, usageError{fmt.Errorf("--sb-keys %s: no %s (make the directory with keel secureboot keys NAME)", f.keys, n)}

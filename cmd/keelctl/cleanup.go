@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"keel/bootloader/systemdboot"
 )
 
 // newCleanupCmd removes install leftovers from the ESP. keel-init does this
@@ -33,7 +31,7 @@ systemd).`,
 				return err
 			}
 			defer sys.close()
-			done, err := systemdboot.Entries{}.Cleanup(sys.ESP)
+			done, err := sys.Loader.Cleanup(sys.ESP)
 			for _, d := range done {
 				fmt.Fprintf(cmd.OutOrStdout(), "ESP cleanup: %s\n", d)
 			}

@@ -58,7 +58,8 @@ func TestBootedSlot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			slot, err := bootedSlot(tt.cmdline, efivars(t, tt.vars))
+			boot, err := bootedSlot(systemdboot.Entries{}, tt.cmdline, efivars(t, tt.vars))
+			slot := boot.Slot
 			t.Logf("%q, %v", slot, err)
 			if slot != tt.slot || (err != nil) != (tt.slot == "") {
 				t.Errorf("bootedSlot = %q, %v; want %q", slot, err, tt.slot)

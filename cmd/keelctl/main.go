@@ -16,7 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"keel/bootloader/systemdboot"
+	"keel/bootloader"
+	_ "keel/bootloader/all" // the loaders keelctl looks up by name
 	"keel/image/install"
 )
 
@@ -74,7 +75,7 @@ boot loader would pick: the newest good entry's).`,
 	}
 	root.PersistentFlags().StringVar(&g.disk, "disk", "", "work on this disk image file instead of the running system")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInstallCmd(g), newUpdateCmd(g), newPollCmd(g), newStatusCmd(g), newMarkCmd(g, true), newMarkCmd(g, false), newRollbackCmd(g), newHealthCmd(), newCleanupCmd(g))
+	root.AddCommand(newInstallCmd(g), newUpdateCmd(g), newPollCmd(g), newStatusCmd(g), newMarkCmd(g, true), newMarkCmd(g, false), newRollbackCmd(g), newBlessCmd(g), newHealthCmd(), newCleanupCmd(g))
 	root.Long += "\n\n" + exitCodesHelp
 	for _, c := range root.Commands() {
 		c.Long += "\n\n" + exitCodesHelp
@@ -106,7 +107,7 @@ func refused(err error) bool {
 	if install.IsRefused(err) {
 		return true
 	}
-	for _, e := range []error{install.ErrNotGood, systemdboot.ErrNoEntry, systemdboot.ErrDamagedEntry} {
+	for _, e := range []error{install.ErrNotGood, bootloader.ErrNoEntry, bootloader.ErrDamagedEntry} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"keel/bootloader"
 	"keel/image/install"
 )
 
@@ -86,4 +87,37 @@ func printSlot(cmd *cobra.Command, sys *system, slot, format string) error {
 		}
 	}
 	return nil
+}
+
+// newBlessCmd blesses the running boot when the loader counted it as a
+// trial: what keel-init does in images it supervises, and what a systemd
+// image runs once its health check passed under a loader systemd-bless-boot
+// does not know (GRUB, U-Boot).
+func newBlessCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "bless",
+		Short: "Bless the running boot's entry if the loader counted it as a trial",
+		Long: `Bless the entry the boot loader counted this boot with, if it did: the
+loader keeps booting it. A boot that is not a trial is left as it is, and so
+is an entry an install or rollback replaced since this boot (blessing it
+would bless what this boot did not test). Under systemd with GRUB or U-Boot,
+keel-health.service runs this once the profile's required units stayed up.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sys, err := openSystem(g, false)
+			if err != nil {
+				return err
+			}
+			defer sys.close()
+			t := sys.Boot.Trial
+			if t == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "slot %s: not a trial boot, nothing to bless\n", sys.Booted)
+				return nil
+			}
+			if err := bootloader.BlessTrial(sys.Loader, sys.ESP, *t); err != nil {
+				return err
+			}
+			return printSlot(cmd, sys, t.Slot, "blessed slot %s")
+		},
+	}
 }

@@ -6,19 +6,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"keel/bootloader"
 	"keel/bootloader/espdir"
-	"keel/bootloader/systemdboot"
 	"keel/image/install"
 )
 
 type globals struct {
 	disk string // a disk image file instead of the running system
-	// efivars is where efivarfs is mounted (systemdboot.EFIVarsDir; a
+	// efivars is where efivarfs is mounted (bootloader.EFIVarsDir; a
 	// test's directory).
 	efivars string
 }
@@ -28,12 +26,15 @@ func (g *globals) efivarsDir() string {
 	if g.efivars != "" {
 		return g.efivars
 	}
-	return systemdboot.EFIVarsDir
+	return bootloader.EFIVarsDir
 }
 
 // system is what keelctl works on: the running device, or a disk image.
 type system struct {
 	install.Target
+	// Boot is what the loader said of the running boot (not for a disk
+	// image file).
+	Boot  bootloader.Boot
 	close func() error
 }
 
@@ -54,10 +55,6 @@ func openSystem(g *globals, withDisk bool) (_ *system, err error) {
 		return &system{Target: d.Target, close: d.Close}, nil
 	}
 	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return nil, err
-	}
-	booted, err := bootedSlot(string(cmdline), g.efivarsDir())
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +82,17 @@ func openSystem(g *globals, withDisk bool) (_ *system, err error) {
 	if err := espdir.Mount(dev.ESP, espdir.MountPoint); err != nil {
 		return nil, err
 	}
-	s := &system{close: closeAll}
-	s.ESP, s.Loader, s.Booted = espdir.Dir{Root: espdir.MountPoint}, systemdboot.Entries{}, booted
+	esp := espdir.Dir{Root: espdir.MountPoint}
+	loader, err := bootloader.ManagerOn(esp)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := bootedSlot(loader, string(cmdline), g.efivarsDir())
+	if err != nil {
+		return nil, err
+	}
+	s := &system{close: closeAll, Boot: boot}
+	s.ESP, s.Loader, s.Booted = esp, loader, boot.Slot
 	if withDisk {
 		f, err := os.OpenFile(dev.Disk, os.O_RDWR, 0)
 		if err != nil {
@@ -105,8 +111,8 @@ func openSystem(g *globals, withDisk bool) (_ *system, err error) {
 		if err != nil {
 			return nil, err
 		}
-		e := bootedEntry(es, booted)
-		if s.Running, err = install.ReadImage(s.ESP, booted, e); err != nil {
+		e := bootedEntry(es, boot.Slot)
+		if s.Running, err = install.ReadImage(s.ESP, boot.Slot, e); err != nil {
 			return nil, err
 		}
 	}
@@ -122,23 +128,18 @@ func bootedEntry(es []bootloader.EntryState, slot string) bootloader.EntryState 
 	return bootloader.EntryState{}
 }
 
-// bootedSlot is the running slot: keel.slot= on the kernel command line
-// (an entry that boots a kernel and an initrd names it), else the slot of
-// the entry systemd-boot booted, from the EFI variable LoaderEntrySelected
-// in the efivarfs directory efivars (a unified kernel image serves either
-// slot, so its signed command line names none).
-func bootedSlot(cmdline, efivars string) (string, error) {
-	if s := slotFromCmdline(cmdline); s != "" {
-		return s, nil
+// bootedSlot is the running slot, as the boot loader told it (keel.slot=
+// on the kernel command line, or for systemd-boot the entry it booted, as
+// a unified kernel image serves either slot).
+func bootedSlot(loader bootloader.Manager, cmdline, efivars string) (bootloader.Boot, error) {
+	b, err := loader.Booted(bootloader.BootEnv{Cmdline: cmdline, EFIVars: efivars})
+	if b.Slot != "" {
+		return b, nil
 	}
-	s, err := systemdboot.SelectedSlot(efivars)
 	if err != nil {
-		return "", fmt.Errorf("not booted from a keel slot: no keel.slot= on the kernel command line, and %w", err)
+		return b, fmt.Errorf("not booted from a keel slot: %w", err)
 	}
-	if s == "" {
-		return "", fmt.Errorf("not booted from a keel slot: no keel.slot= on the kernel command line and no LoaderEntrySelected EFI variable in %s", efivars)
-	}
-	return s, nil
+	return b, fmt.Errorf("not booted from a keel slot: the boot loader names none (no keel.slot= on the kernel command line, no LoaderEntrySelected EFI variable in %s)", efivars)
 }
 
 // secureBootVar is the firmware's SecureBoot variable (EFI global
@@ -161,16 +162,6 @@ func secureBoot(efivars string) string {
 		return "off"
 	}
 	return "unknown"
-}
-
-// slotFromCmdline returns keel.slot's value, "" if absent.
-func slotFromCmdline(s string) string {
-	for _, f := range strings.Fields(s) {
-		if v, ok := strings.CutPrefix(f, "keel.slot="); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // lockPath serialises keelctl commands on a device: two installs, or an

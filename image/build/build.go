@@ -35,6 +35,17 @@ import (
 	"keel/rootfs/verity"
 )
 
+// biosLoader is a boot loader that also boots by BIOS (GRUB): it needs a
+// BIOS boot partition, and writes the MBR's boot code and that partition.
+type biosLoader interface {
+	// InstallBIOS writes the boot code to disk, whose BIOS boot partition
+	// starts at sector start and has sectors sectors.
+	InstallBIOS(disk interface {
+		io.ReaderAt
+		io.WriterAt
+	}, start, sectors uint64) error
+}
+
 // Options are a build's inputs beyond the profile.
 type Options struct {
 	Output   string // disk image path
@@ -107,12 +118,18 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		}
 	}
 	seed := []byte("keel\x00" + p.Name)
-	layout, err := disk.Plan(disk.Sizes{Total: int64(p.Disk.Size), ESP: int64(p.Disk.ESP), Slot: int64(p.Disk.Slot), Data: int64(p.Disk.Data)}, seed)
-	if err != nil {
+	sizes := disk.Sizes{Total: int64(p.Disk.Size), ESP: int64(p.Disk.ESP), Slot: int64(p.Disk.Slot), Data: int64(p.Disk.Data), Arch: p.Arch}
+	if _, err := disk.Plan(sizes, seed); err != nil {
 		return nil, p.Errorf("disk", "%v", err)
 	}
-	res := &Result{Output: o.Output, Layout: layout}
+	if o.SecureBoot != nil && p.Arch != "" && p.Arch != profiles.DefaultArch {
+		// What Secure Boot checks is a unified kernel image, which keel
+		// assembles for x86_64 only (profile validation refuses boot.uki).
+		return nil, p.Errorf("arch", "Secure Boot signs a unified kernel image, not supported for %s yet", p.Arch)
+	}
+	res := &Result{Output: o.Output}
 	var prep *source.Prepared
+	var err error
 	if p.UsesDebian() {
 		if prep, err = prepareDebian(ctx, p, o, stage); err != nil {
 			return nil, err
@@ -126,9 +143,16 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := secureBootLoader(loader, o.SecureBoot); err != nil {
+	if err := secureBootLoader(p, loader, o.SecureBoot); err != nil {
 		return nil, err
 	}
+	bios, _ := loader.(biosLoader)
+	sizes.BIOSBoot = bios != nil
+	layout, err := disk.Plan(sizes, seed)
+	if err != nil {
+		return nil, p.Errorf("disk", "%v", err)
+	}
+	res.Layout = layout
 	if o.SecureBoot != nil {
 		p.Boot.UKI = true // what Secure Boot can check: kernel, initrd and command line in one signed file
 	}
@@ -226,7 +250,13 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 			if err := loader.Install(esp); err != nil {
 				return err
 			}
-			for _, d := range []string{"/keel", "/keel/a", "/keel/b"} {
+			if err := esp.Mkdir("/keel"); err != nil {
+				return err
+			}
+			if err := bootloader.WriteName(esp, p.Boot.Loader); err != nil {
+				return err
+			}
+			for _, d := range []string{"/keel/a", "/keel/b"} {
 				if err := esp.Mkdir(d); err != nil {
 					return err
 				}
@@ -283,6 +313,13 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 				AssumeZeroed: true,
 			})
 		},
+	}
+	if bios != nil {
+		contents.Boot = func(w disk.ReadWriterAt, l *disk.Layout) error {
+			stage("writing BIOS boot code")
+			p, _ := l.Find(disk.LabelBIOSBoot)
+			return bios.InstallBIOS(w, uint64(p.Start/512), uint64(p.Size/512))
+		}
 	}
 	if _, err := disk.Write(ctx, o.Output, contents); err != nil {
 		return nil, err

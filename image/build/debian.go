@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
-	"keel/bootloader/systemdboot"
+	"keel/bootloader"
+	_ "keel/bootloader/all" // the loaders boot.loader names
 	"keel/profiles"
 	"keel/rootfs/deb/resolve"
 	"keel/rootfs/deb/source"
@@ -72,10 +73,16 @@ func sourceConfig(p *profiles.Profile, o Options) (source.Config, error) {
 		Suite: p.Debian.Suite, Components: p.Debian.Components, Architecture: p.Debian.Architecture,
 		Mirror: firstNonEmpty(d.Mirror, p.Debian.Mirror),
 		Base:   p.Debian.Base, Packages: p.Packages, Kernel: p.Kernel.Package,
-		Loader:   p.Boot.Loader == "",
 		CacheDir: d.CacheDir, Lock: d.Lock, UpdateLock: d.UpdateLock, WriteLock: d.WriteLock,
 		IndexMaxAge: d.IndexMaxAge, Offline: d.Offline, Client: d.Client, Logger: o.Logger,
 		Progress: o.Progress,
+	}
+	if p.Boot.EFI == "" {
+		b, err := bootloader.Lookup(p.Boot.Loader)
+		if err != nil {
+			return cfg, p.Errorf("boot.loader", "%v", err)
+		}
+		cfg.LoaderPackages = b.Packages(p.Debian.Architecture)
 	}
 	if k := firstNonEmpty(d.Keyring, p.Debian.Keyring); k != "" {
 		cfg.Keyring = []string{k}
@@ -122,24 +129,21 @@ func prepareDebian(ctx context.Context, p *profiles.Profile, o Options, stage fu
 	return prep, nil
 }
 
-// bootLoader is systemd-boot: the profile's boot.loader file, else the
-// systemd-boot-efi package's binary, else the build host's.
-func bootLoader(p *profiles.Profile, prep *source.Prepared) (*systemdboot.Loader, error) {
-	if p.Boot.Loader == "" && prep != nil && prep.Loader != nil {
-		r, err := prep.Loader.Content()
-		if err != nil {
-			return nil, fmt.Errorf("boot loader from %s: %w", source.LoaderPackage, err)
-		}
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return nil, fmt.Errorf("boot loader from %s: %w", source.LoaderPackage, err)
-		}
-		return systemdboot.FromBytes(source.LoaderPackage+":"+source.LoaderPath, b)
+// bootLoader is the profile's boot loader, from its packages in a Debian
+// build, else from the build host (or for systemd-boot the profile's
+// boot.efi).
+func bootLoader(p *profiles.Profile, prep *source.Prepared) (bootloader.Bootloader, error) {
+	src := bootloader.Source{EFI: p.Boot.EFI, Arch: p.Arch, Files: os.DirFS("/")}
+	if prep != nil && prep.LoaderFiles != nil {
+		src.Files = prep.LoaderFiles.FS()
 	}
-	l, err := systemdboot.New(p.Boot.Loader)
+	l, err := bootloader.New(p.Boot.Loader, src)
 	if err != nil {
-		return nil, p.Errorf("boot.loader", "%v", err)
+		field := "boot.loader"
+		if p.Boot.EFI != "" {
+			field = "boot.efi"
+		}
+		return nil, p.Errorf(field, "%v", err)
 	}
 	return l, nil
 }

@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"keel/bootloader"
 	"keel/bootloader/secureboot"
-	"keel/bootloader/systemdboot"
 	"keel/bootloader/uki"
 	"keel/profiles"
 	"keel/rootfs"
@@ -137,10 +137,21 @@ func kernelRelease(k []byte) string {
 	return string(s)
 }
 
+// signedLoader is a boot loader that can be signed for Secure Boot and
+// have it enroll keys (systemd-boot).
+type signedLoader interface {
+	Sign(sign func([]byte) ([]byte, error)) error
+	EnrollKeys(files map[string][]byte)
+}
+
 // secureBootLoader signs the loader binary and arranges enrollment.
-func secureBootLoader(l *systemdboot.Loader, sb *SecureBoot) error {
+func secureBootLoader(p *profiles.Profile, b bootloader.Bootloader, sb *SecureBoot) error {
 	if sb == nil {
 		return nil
+	}
+	l, ok := b.(signedLoader)
+	if !ok {
+		return p.Errorf("boot.loader", "keel signs only systemd-boot for Secure Boot, not %s", p.Boot.Loader)
 	}
 	if err := l.Sign(sb.sign); err != nil {
 		return fmt.Errorf("sign systemd-boot: %w", err)

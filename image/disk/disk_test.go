@@ -195,3 +195,42 @@ func TestLimitsMatchFormatters(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
+
+// TestRootTypeByArch: both slots get the root type of the profile's
+// architecture, and an architecture without one is refused.
+func TestRootTypeByArch(t *testing.T) {
+	for _, c := range []struct {
+		arch, want, wantErr string
+	}{
+		{"", TypeRootX8664, ""},
+		{"x86_64", TypeRootX8664, ""},
+		{"aarch64", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE", ""},
+		{"riscv64", "", `no root partition type for architecture "riscv64"`},
+	} {
+		t.Run(c.arch, func(t *testing.T) {
+			l, err := Plan(Sizes{ESP: 64 * mib, Slot: 8 * mib, Data: 32 * mib, Arch: c.arch}, []byte("seed"))
+			if c.wantErr != "" {
+				if err == nil || err.Error() != c.wantErr {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, slot := range []string{"a", "b"} {
+				if p, _ := l.Slot(slot); p.Type != c.want {
+					t.Errorf("slot %s type = %s, want %s", slot, p.Type, c.want)
+				}
+			}
+			// As inspect reports it, in lower case.
+			want := c.arch
+			if want == "" {
+				want = "x86_64"
+			}
+			if got := RootArch(strings.ToLower(c.want)); got != want {
+				t.Errorf("RootArch(%s) = %q, want %q", c.want, got, want)
+			}
+		})
+	}
+}

@@ -7,13 +7,17 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Partition type GUIDs from the UAPI Discoverable Partitions Specification.
 const (
 	TypeESP       = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 	TypeRootX8664 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+	TypeRootArm64 = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE"
 	TypeLinuxData = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+	// TypeBIOSBoot holds GRUB's core.img on a GPT disk booted by BIOS.
+	TypeBIOSBoot = "21686148-6449-6E6F-744E-656564454649"
 )
 
 // Partition labels, which are also how keel-init and keelctl find them.
@@ -22,6 +26,17 @@ const (
 	LabelRootA = "root-a"
 	LabelRootB = "root-b"
 	LabelData  = "data"
+	// LabelBIOSBoot is the BIOS boot partition, in the gap before the
+	// first MiB (see Sizes.BIOSBoot).
+	LabelBIOSBoot = "bios-boot"
+)
+
+// The BIOS boot partition fills the gap between the primary GPT and the
+// first partition: no MiB of the disk moves, and its number comes last, so
+// the ESP stays partition 1 and the slots 2 and 3.
+const (
+	biosBootStart = 64 * sector // 32 KiB: past the GPT's 34 sectors, 4 KiB aligned
+	biosBootSize  = align - biosBootStart
 )
 
 const (
@@ -39,6 +54,38 @@ type Sizes struct {
 	ESP   int64
 	Slot  int64
 	Data  int64
+	// BIOSBoot adds a BIOS boot partition, for a loader that boots by
+	// BIOS (GRUB's core.img).
+	BIOSBoot bool
+	// Arch is the profile's architecture, which picks the root slots'
+	// partition type: "x86_64" (or "") or "aarch64".
+	Arch string
+}
+
+// RootType is the Discoverable Partitions Specification's root partition
+// type for arch ("" is x86_64). Nothing of keel's finds a slot by its type
+// (keel-init and keelctl go by label and GUID), but systemd's tools and
+// a reader of the table do.
+func RootType(arch string) (string, error) {
+	switch arch {
+	case "", "x86_64":
+		return TypeRootX8664, nil
+	case "aarch64":
+		return TypeRootArm64, nil
+	}
+	return "", fmt.Errorf("no root partition type for architecture %q", arch)
+}
+
+// RootArch is the architecture whose root partition type typ is (any
+// case), "" for none: how `keel run` tells what machine a disk needs.
+func RootArch(typ string) string {
+	switch strings.ToUpper(typ) {
+	case TypeRootX8664:
+		return "x86_64"
+	case TypeRootArm64:
+		return "aarch64"
+	}
+	return ""
 }
 
 // Partition is one planned partition.
@@ -153,6 +200,10 @@ func Plan(s Sizes, seed []byte) (*Layout, error) {
 			errs = append(errs, &SizeError{Field: c.field, Size: c.v})
 		}
 	}
+	rootType, err := RootType(s.Arch)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -166,9 +217,15 @@ func Plan(s Sizes, seed []byte) (*Layout, error) {
 		at += roundUp(size, align)
 	}
 	add(LabelESP, TypeESP, s.ESP)
-	add(LabelRootA, TypeRootX8664, s.Slot)
-	add(LabelRootB, TypeRootX8664, s.Slot)
+	add(LabelRootA, rootType, s.Slot)
+	add(LabelRootB, rootType, s.Slot)
 	add(LabelData, TypeLinuxData, s.Data)
+	if s.BIOSBoot {
+		l.Partitions = append(l.Partitions, Partition{
+			Number: len(l.Partitions) + 1, Label: LabelBIOSBoot, Type: TypeBIOSBoot,
+			GUID: GUID(seed, "partition "+LabelBIOSBoot), Start: biosBootStart, Size: biosBootSize,
+		})
+	}
 	need := at + gptReserve
 	l.Size = roundUp(need, align)
 	if s.Total != 0 {

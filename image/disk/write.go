@@ -25,6 +25,9 @@ type Contents struct {
 	ESP func(w ReadWriterAt, size int64, startLBA uint32) error
 	// Data formats the data partition in w.
 	Data func(w io.WriterAt, size int64) error
+	// Boot, last, writes what a BIOS boots from outside the partitions'
+	// filesystems: the MBR's boot code and the BIOS boot partition.
+	Boot func(disk ReadWriterAt, l *Layout) error
 }
 
 // ReadWriterAt is a partition region being edited.
@@ -110,6 +113,11 @@ func write(ctx context.Context, f *os.File, c Contents) (*Result, error) {
 		p, _ := l.Find(LabelData)
 		if err := c.Data(&Region{W: f, Off: p.Start, Size: p.Size}, p.Size); err != nil {
 			return nil, fmt.Errorf("write data partition: %w", err)
+		}
+	}
+	if c.Boot != nil {
+		if err := c.Boot(f, l); err != nil {
+			return nil, fmt.Errorf("write BIOS boot code: %w", err)
 		}
 	}
 	return res, nil

@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"keel/bootloader"
+	_ "keel/bootloader/all" // the loaders an ESP may name
 	"keel/bootloader/espfat"
-	"keel/bootloader/systemdboot"
 	"keel/image/fat"
 	"keel/image/gpt"
 	"keel/image/install"
@@ -25,8 +25,10 @@ type Report struct {
 	// GPTWarning is set when one of the two GPT copies is damaged.
 	GPTWarning string      `json:"gpt_warning,omitempty"`
 	Partitions []Partition `json:"partitions"`
-	Entries    []Entry     `json:"entries"`
-	Slots      []Slot      `json:"slots"`
+	// Loader is the boot loader the ESP records (bootloader.NameFile).
+	Loader  string  `json:"loader"`
+	Entries []Entry `json:"entries"`
+	Slots   []Slot  `json:"slots"`
 }
 
 // Partition is one GPT entry.
@@ -120,6 +122,9 @@ func Inspect(f io.ReaderAt, size int64) (*Report, error) {
 			if esp, err = fat.Open(readOnly{sec}, p.Size, fat.OpenOptions{}); err != nil {
 				return nil, fmt.Errorf("open esp: %w", err)
 			}
+			if r.Loader, err = bootloader.ReadName(espfat.ESP{FS: esp}); err != nil {
+				return nil, err
+			}
 			if r.Entries, err = entries(esp); err != nil {
 				return nil, err
 			}
@@ -146,7 +151,11 @@ func (readOnly) WriteAt([]byte, int64) (int, error) { return 0, fmt.Errorf("read
 // entries reads the ESP's boot entries the way keelctl and the installer
 // do, newest generation first.
 func entries(esp *fat.FS) ([]Entry, error) {
-	states, err := systemdboot.Entries{}.Entries(espfat.ESP{FS: esp})
+	m, err := bootloader.ManagerOn(espfat.ESP{FS: esp})
+	if err != nil {
+		return nil, err
+	}
+	states, err := m.Entries(espfat.ESP{FS: esp})
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"keel/bootloader"
+	_ "keel/bootloader/all" // the loaders an ESP may name
 	"keel/bootloader/espfat"
-	"keel/bootloader/systemdboot"
 	"keel/image/disk"
 	"keel/image/fat"
 )
@@ -92,9 +92,14 @@ func OpenDisk(dev Disk, size int64, when time.Time) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ESP: %w", err)
 	}
-	t := &Target{Disk: dev, Layout: l, ESP: espfat.ESP{FS: fs}, Loader: systemdboot.Entries{}}
+	esp := espfat.ESP{FS: fs}
+	loader, err := bootloader.ManagerOn(esp)
+	if err != nil {
+		return nil, fmt.Errorf("ESP: %w", err)
+	}
+	t := &Target{Disk: dev, Layout: l, ESP: esp, Loader: loader}
 	es, err := t.Loader.Entries(t.ESP)
-	if errors.Is(err, systemdboot.ErrDamagedEntry) {
+	if errors.Is(err, bootloader.ErrDamagedEntry) {
 		return nil, Refuse(fmt.Errorf("%w (which slot boots is unknown: repair or remove it by hand)", err))
 	}
 	if err != nil {

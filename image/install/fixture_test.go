@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,6 +86,35 @@ func getFixture(t testing.TB) *fixture {
 		t.Fatal(fixErr)
 	}
 	return fix
+}
+
+var (
+	grubOnce sync.Once
+	grubFix  *fixture
+	grubErr  error
+)
+
+// getGrubFixture is the fixture with boot.loader grub, from the build
+// host's GRUB files.
+func getGrubFixture(t testing.TB) *fixture {
+	t.Helper()
+	for _, p := range []string{"/usr/lib/grub/x86_64-efi/monolithic/grubx64.efi", "/usr/lib/grub/i386-pc/boot.img"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skip("GRUB not installed: apt-get install grub-efi-amd64-bin grub-pc-bin")
+		}
+	}
+	grubOnce.Do(func() {
+		grubFix, grubErr = makeFixture(profileYAML+"boot: {loader: grub}\n", func(dir, version string) error {
+			if version != "1.0.0" {
+				return nil
+			}
+			return os.WriteFile(filepath.Join(dir, "vmlinuz"), bytes.Repeat([]byte("not a kernel "), 3000), 0o644)
+		})
+	})
+	if grubErr != nil {
+		t.Fatal(grubErr)
+	}
+	return grubFix
 }
 
 // makeFixture builds v1 and v2 of profile (a format string of the version
@@ -244,8 +274,14 @@ func snapshot(t *testing.T, tg *install.Target, slot string) bootedState {
 		t.Fatal(err)
 	}
 	for _, e := range es {
-		if e.Slot == slot {
-			s["entry "+e.File] = hashFile(t, tg.ESP, "/loader/entries/"+e.File)
+		if e.Slot != slot {
+			continue
+		}
+		// What the loader reads of the entry, its state included; and
+		// for systemd-boot the file's bytes too.
+		s["entry "+e.File] = fmt.Sprintf("%+v", e)
+		if strings.HasSuffix(e.File, ".conf") {
+			s["entry file "+e.File] = hashFile(t, tg.ESP, "/loader/entries/"+e.File)
 		}
 	}
 	return s

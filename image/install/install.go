@@ -36,7 +36,6 @@ import (
 	"strings"
 
 	"keel/bootloader"
-	"keel/bootloader/systemdboot"
 	"keel/image/bundle"
 	"keel/image/delta"
 	"keel/image/disk"
@@ -235,7 +234,7 @@ func prepare(t Target, m bundle.Manifest, o Options) (*plan, error) {
 		return nil, Refuse(fmt.Errorf("rootfs of %d bytes, slot %s of %d: %w", root.Size, slot, part.Size, ErrTooLarge))
 	}
 	entries, err := t.Loader.Entries(t.ESP)
-	if errors.Is(err, systemdboot.ErrDamagedEntry) {
+	if errors.Is(err, bootloader.ErrDamagedEntry) {
 		return nil, Refuse(fmt.Errorf("%w (which slot boots is unknown: repair or remove it by hand)", err))
 	}
 	if err != nil {
@@ -322,7 +321,7 @@ func (pl *plan) run(ctx context.Context, t Target, arts artifacts, index []byte,
 	// wrote under temporary names on the ESP goes.
 	defer func() {
 		if err != nil {
-			if cerr := removeTemporaries(t.ESP, slot, o.Tries); cerr != nil {
+			if cerr := removeTemporaries(t.ESP, t.Loader, slot, o.Tries); cerr != nil {
 				o.Logger.Warn("cleaning up after a failed install", "err", cerr)
 			}
 		}
@@ -411,20 +410,20 @@ func (pl *plan) run(ctx context.Context, t Target, arts artifacts, index []byte,
 	if err := t.ESP.Sync(); err != nil {
 		return nil, fmt.Errorf("step 4: sync ESP: %w", err)
 	}
-	return &Result{Slot: slot, Generation: e.Generation, Entry: entryName(slot, o.Tries), Image: pl.im, RootBytes: pl.im.RootBytes}, nil
+	return &Result{Slot: slot, Generation: e.Generation, Entry: entryFile(&t, slot), Image: pl.im, RootBytes: pl.im.RootBytes}, nil
 }
 
 // removeTemporaries removes what a failed install of slot wrote under
 // temporary names: its kernel, initrd or unified kernel image, image.json
 // and entry (written for tries). They belong to the slot being written,
 // never to the booted one.
-func removeTemporaries(esp bootloader.DirESP, slot string, tries int) error {
+func removeTemporaries(esp bootloader.DirESP, loader bootloader.Manager, slot string, tries int) error {
 	var errs []error
 	var tmps []string
 	for _, n := range slotFiles {
 		tmps = append(tmps, path.Join("/keel", slot, n)+".tmp")
 	}
-	for _, p := range append(tmps, path.Join(systemdboot.EntriesDir, systemdboot.EntryName(slot, tries))+".tmp") {
+	for _, p := range append(tmps, loader.Temporaries(slot, tries)...) {
 		if err := esp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -452,8 +451,18 @@ func UKIPath(slot string) string { return path.Join("/keel", slot, espName[bundl
 // one writes the slot's.
 func IndexPath(slot string) string { return path.Join("/keel", slot, espName[bundle.Index]) }
 
-func entryName(slot string, tries int) string {
-	return fmt.Sprintf("keel-%s+%d.conf", slot, tries)
+// entryFile names slot's entry as the loader shows it, for messages.
+func entryFile(t *Target, slot string) string {
+	es, err := t.Loader.Entries(t.ESP)
+	if err != nil {
+		return "the entry of slot " + slot
+	}
+	for _, e := range es {
+		if e.Slot == slot {
+			return e.File
+		}
+	}
+	return "the entry of slot " + slot
 }
 
 func otherSlot(s string) (string, error) {

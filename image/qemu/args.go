@@ -32,14 +32,18 @@ func args(cfg *Config, accel, code, vars string) []string {
 			nic += ",guestfwd=tcp:" + f.Addr + "-cmd:nc 127.0.0.1 " + strconv.Itoa(f.HostPort)
 		}
 	}
-	machine := "q35"
+	m, err := machineFor(cfg.Arch)
+	if err != nil {
+		m = machines["x86_64"] // Start refused it already
+	}
+	machine := m.machine
 	if cfg.SecureBoot {
-		machine = "q35,smm=on"
+		machine += ",smm=on"
 	}
 	a := []string{
 		"-machine", machine,
 		"-accel", accel,
-		"-cpu", "max",
+		"-cpu", m.cpu,
 		"-m", strconv.Itoa(mem),
 		"-smp", strconv.Itoa(cpus),
 		"-display", "none",
@@ -49,10 +53,13 @@ func args(cfg *Config, accel, code, vars string) []string {
 		// exit instead of a second boot.
 		"-no-reboot",
 		"-nic", nic,
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(code),
-		"-drive", "if=pflash,format=raw,unit=1,file=" + optValue(vars),
 	}
-	if cfg.SecureBoot {
+	if !cfg.BIOS {
+		a = append(a,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optValue(code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+optValue(vars))
+	}
+	if cfg.SecureBoot && !cfg.BIOS {
 		a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
 	disks := cfg.ExtraDisks

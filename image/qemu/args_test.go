@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,17 @@ func TestArgs(t *testing.T) {
 			name: "Secure Boot: SMM, and the variable store writable from SMM only",
 			cfg:  Config{Disk: "d", SecureBoot: true},
 			want: []string{"-machine q35,smm=on", "unit=1,file=vars.fd", "-global driver=cfi.pflash01,property=secure,value=on", "file=d"},
+		},
+		{
+			name: "aarch64: virt, a cortex-a57, the same firmware and disk drives",
+			cfg:  Config{Arch: "aarch64", Disk: "disk.img"},
+			want: []string{
+				"-machine virt -accel tcg -cpu cortex-a57 -m 1024 -smp 1 -display none -serial stdio -monitor none -no-reboot -nic none",
+				"-drive if=pflash,format=raw,unit=0,readonly=on,file=CODE.fd",
+				"-drive if=pflash,format=raw,unit=1,file=vars.fd",
+				"-drive if=virtio,format=raw,file=disk.img",
+			},
+			avoid: []string{"q35", "smm", "secure"},
 		},
 		{
 			name: "extra args last",
@@ -119,15 +131,33 @@ func TestFirmware(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Skip("qemu-system-x86_64 not installed: apt-get install qemu-system-x86 ovmf")
 	}
-	code, vars, err := firmware("", "")
+	x86 := machines["x86_64"]
+	code, vars, err := firmware(x86, "", "")
 	if err != nil || !strings.Contains(code, "CODE") || !strings.Contains(vars, "VARS") {
 		t.Fatalf("firmware() = %q, %q, %v", code, vars, err)
 	}
 	// The variable store is derived from the code's name when not given.
-	if _, v, err := firmware(code, ""); err != nil || v != vars {
+	if _, v, err := firmware(x86, code, ""); err != nil || v != vars {
 		t.Errorf("firmware(%q, \"\") = %q, %v; want %q", code, v, err, vars)
 	}
-	if _, _, err := firmware(t.TempDir()+"/OVMF_CODE.fd", ""); err == nil {
+	if _, _, err := firmware(x86, t.TempDir()+"/OVMF_CODE.fd", ""); err == nil {
 		t.Error("firmware accepted a missing file")
+	}
+}
+
+// TestFirmwareAarch64: the qemu-efi-aarch64 package's pair, both 64 MiB
+// as the virt machine's pflash needs.
+func TestFirmwareAarch64(t *testing.T) {
+	if err := AvailableFor("aarch64"); err != nil {
+		t.Skipf("%v", err)
+	}
+	code, vars, err := firmware(machines["aarch64"], "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{code, vars} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() != 64<<20 {
+			t.Errorf("%s: want a 64 MiB image (%v)", f, err)
+		}
 	}
 }

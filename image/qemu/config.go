@@ -11,13 +11,49 @@ import (
 	"time"
 )
 
-// Binary is the QEMU system emulator keel runs.
+// Binary is the QEMU system emulator keel runs for x86_64 guests.
 const Binary = "qemu-system-x86_64"
+
+// machine is how QEMU runs a guest architecture: its binary, machine and
+// CPU, its UEFI firmware, and the Debian packages that install them.
+type machine struct {
+	binary, machine, cpu string
+	// firmware are the code and variable-store pairs, best first, of
+	// fwName (OVMF, AAVMF).
+	firmware [][2]string
+	fwName   string
+	install  string
+	// goarch is the host (GOARCH) on which KVM can run the guest.
+	goarch string
+}
+
+// machines are the guest architectures, by profile arch. aarch64 runs on
+// the virt machine with AAVMF (EDK2 for arm, both pflash images 64 MiB);
+// under TCG a cortex-a57 is cheaper to emulate than "max" (no pointer
+// authentication, no SVE) and runs Debian's arm64 kernel.
+var machines = map[string]*machine{
+	"x86_64": {binary: Binary, machine: "q35", cpu: "max", firmware: ovmfPairs, fwName: "OVMF",
+		install: "qemu-system-x86 ovmf", goarch: "amd64"},
+	"aarch64": {binary: "qemu-system-aarch64", machine: "virt", cpu: "cortex-a57", firmware: aavmfPairs, fwName: "AAVMF",
+		install: "qemu-system-arm qemu-efi-aarch64", goarch: "arm64"},
+}
+
+// machineFor returns the machine of a Config.Arch.
+func machineFor(arch string) (*machine, error) {
+	if arch == "" {
+		arch = "x86_64"
+	}
+	m, ok := machines[arch]
+	if !ok {
+		return nil, fmt.Errorf("unknown architecture %q (want x86_64 or aarch64)", arch)
+	}
+	return m, nil
+}
 
 // Sentinel errors. Callers branch on them with errors.Is; tests turn
 // ErrNotInstalled into a skip.
 var (
-	// ErrNotInstalled: QEMU or the OVMF firmware is missing on the host.
+	// ErrNotInstalled: QEMU or its UEFI firmware is missing on the host.
 	ErrNotInstalled = errors.New("not installed")
 	// ErrTimeout: Expect's timeout or Config.Timeout ran out.
 	ErrTimeout = errors.New("timed out")
@@ -30,6 +66,10 @@ var (
 // Config describes one VM. The zero value (with Disk set) is a working
 // configuration.
 type Config struct {
+	// Arch is the guest's architecture: "x86_64" (the default when empty;
+	// q35 with OVMF) or "aarch64" (virt with AAVMF, always TCG on a host
+	// of another architecture).
+	Arch string
 	// Disk is the raw disk image to boot, the first virtio disk. Empty
 	// means no disk: the firmware boots into its shell.
 	Disk string
@@ -54,7 +94,9 @@ type Config struct {
 	Stdin io.Reader
 	// OVMFCode and OVMFVars are the firmware and the template of its
 	// variable store. Empty means the Debian ovmf package's files:
-	// OVMF_CODE_4M.fd with OVMF_VARS_4M.fd, else the 2 MiB pair.
+	// OVMF_CODE_4M.fd with OVMF_VARS_4M.fd, else the 2 MiB pair; for
+	// aarch64 the qemu-efi-aarch64 package's AAVMF_CODE.fd and
+	// AAVMF_VARS.fd.
 	OVMFCode, OVMFVars string
 	// VarsCopy is the VM's own, writable copy of the variable store. If the
 	// file exists it is used as it is, so variables persist across runs as
@@ -84,6 +126,10 @@ type Config struct {
 	// and OVMFVars to a store with keys (SnakeoilVars) or without
 	// (SetupModeVars: systemd-boot may enroll the image's own).
 	SecureBoot bool
+	// BIOS boots with QEMU's own firmware (SeaBIOS) instead of OVMF: no
+	// UEFI, no variable store (OVMFCode, OVMFVars, VarsCopy and
+	// SecureBoot are unused).
+	BIOS bool
 	// ExtraArgs are appended to QEMU's command line as they are.
 	ExtraArgs []string
 }
@@ -120,33 +166,47 @@ var ovmfPairs = [][2]string{
 	{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
 }
 
-// Available reports whether QEMU and the OVMF firmware are installed, with
-// an error wrapping ErrNotInstalled that says what to install if not.
-func Available() error {
-	if _, err := exec.LookPath(Binary); err != nil {
-		return fmt.Errorf("%s %w: apt-get install qemu-system-x86 ovmf", Binary, ErrNotInstalled)
+// aavmfPairs are the firmware files of Debian's qemu-efi-aarch64 package.
+var aavmfPairs = [][2]string{
+	{"/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"},
+}
+
+// Available reports whether QEMU and the OVMF firmware are installed for
+// x86_64 guests, with an error wrapping ErrNotInstalled that says what to
+// install if not.
+func Available() error { return AvailableFor("x86_64") }
+
+// AvailableFor is Available for guests of arch (see Config.Arch).
+func AvailableFor(arch string) error {
+	m, err := machineFor(arch)
+	if err != nil {
+		return err
 	}
-	if _, _, err := firmware("", ""); err != nil {
+	if _, err := exec.LookPath(m.binary); err != nil {
+		return fmt.Errorf("%s %w: apt-get install %s", m.binary, ErrNotInstalled, m.install)
+	}
+	if _, _, err := firmware(m, "", ""); err != nil {
 		return err
 	}
 	return nil
 }
 
-// firmware returns the OVMF code and variable-store template to use.
-func firmware(code, vars string) (string, string, error) {
+// firmware returns the UEFI code and variable-store template to use for m.
+func firmware(m *machine, code, vars string) (string, string, error) {
 	if code == "" && vars == "" {
-		for _, p := range ovmfPairs {
+		for _, p := range m.firmware {
 			if exists(p[0]) && exists(p[1]) {
 				return p[0], p[1], nil
 			}
 		}
-		return "", "", fmt.Errorf("OVMF firmware (%s) %w: apt-get install ovmf", ovmfPairs[0][0], ErrNotInstalled)
+		return "", "", fmt.Errorf("%s firmware (%s) %w: apt-get install %s", m.fwName, m.firmware[0][0], ErrNotInstalled, m.install)
 	}
 	if code == "" {
 		return "", "", errors.New("OVMFVars is set but OVMFCode is not")
 	}
 	if vars == "" {
-		// The ovmf package names the pair OVMF_CODE*.fd / OVMF_VARS*.fd.
+		// The ovmf and qemu-efi-aarch64 packages name the pair
+		// *_CODE*.fd / *_VARS*.fd.
 		vars = filepath.Join(filepath.Dir(code), strings.Replace(filepath.Base(code), "CODE", "VARS", 1))
 		if vars == code {
 			return "", "", fmt.Errorf("OVMFVars not set and not derivable from %s", code)
@@ -154,7 +214,7 @@ func firmware(code, vars string) (string, string, error) {
 	}
 	for _, f := range []string{code, vars} {
 		if !exists(f) {
-			return "", "", fmt.Errorf("OVMF firmware file %s %w", f, ErrNotInstalled)
+			return "", "", fmt.Errorf("%s firmware file %s %w", m.fwName, f, ErrNotInstalled)
 		}
 	}
 	return code, vars, nil

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -38,13 +39,23 @@ type VM struct {
 // Start starts QEMU for cfg and returns at once; the VM runs until the
 // guest powers off, Kill is called, cfg.Timeout runs out or ctx is done.
 func Start(ctx context.Context, cfg Config) (*VM, error) {
-	bin, err := exec.LookPath(Binary)
-	if err != nil {
-		return nil, fmt.Errorf("%s %w: apt-get install qemu-system-x86 ovmf", Binary, ErrNotInstalled)
-	}
-	code, varsTemplate, err := firmware(cfg.OVMFCode, cfg.OVMFVars)
+	m, err := machineFor(cfg.Arch)
 	if err != nil {
 		return nil, err
+	}
+	if m.machine != "q35" && (cfg.SecureBoot || cfg.BIOS) {
+		// Both are x86 firmware set-ups: OVMF's SMM build, SeaBIOS.
+		return nil, fmt.Errorf("%s guests boot by plain UEFI only: no SecureBoot or BIOS", cfg.Arch)
+	}
+	bin, err := exec.LookPath(m.binary)
+	if err != nil {
+		return nil, fmt.Errorf("%s %w: apt-get install %s", m.binary, ErrNotInstalled, m.install)
+	}
+	var code, varsTemplate string
+	if !cfg.BIOS {
+		if code, varsTemplate, err = firmware(m, cfg.OVMFCode, cfg.OVMFVars); err != nil {
+			return nil, err
+		}
 	}
 	for _, d := range append([]string{cfg.Disk}, cfg.ExtraDisks...) {
 		if d == "" {
@@ -55,20 +66,28 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 			return nil, fmt.Errorf("disk image: %w", err)
 		}
 	}
-	accel, err := ResolveAccel(ctx, cfg.Accel)
+	accel := cfg.Accel
+	if (accel == "" || accel == "auto") && m.goarch != runtime.GOARCH {
+		// KVM runs guests of the host's own architecture only: no probe
+		// (which boots an x86_64 guest), and $KEEL_ACCEL=kvm cannot apply.
+		accel = "tcg"
+	}
+	accel, err = ResolveAccel(ctx, accel)
 	if err != nil {
 		return nil, err
 	}
 
 	v := &VM{accel: accel, con: newConsole(), stderr: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
 	vars := cfg.VarsCopy
-	if vars == "" {
+	if cfg.BIOS {
+		vars = ""
+	} else if vars == "" {
 		if v.tmpDir, err = os.MkdirTemp("", "keel-qemu-"); err != nil {
 			return nil, err
 		}
 		vars = filepath.Join(v.tmpDir, filepath.Base(varsTemplate))
 	}
-	if !exists(vars) {
+	if !cfg.BIOS && !exists(vars) {
 		if err := copyFile(vars, varsTemplate); err != nil {
 			v.cleanup()
 			return nil, fmt.Errorf("copying the OVMF variable store: %w", err)
@@ -76,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	}
 
 	argv := args(&cfg, accel, code, vars)
-	v.cmdline = shellJoin(append([]string{Binary}, argv...))
+	v.cmdline = shellJoin(append([]string{m.binary}, argv...))
 	v.ctx, v.cancel = context.WithCancelCause(ctx)
 	cmdCtx := v.ctx
 	var stopTimer context.CancelFunc = func() {}

@@ -580,8 +580,13 @@ func health(w *writer, p *profiles.Profile, enable Enabler) error {
 	if len(req) == 0 {
 		return nil
 	}
+	// systemd-bless-boot knows systemd-boot's counter only. Under another
+	// loader (GRUB, U-Boot), whose script puts keel.trial= on the command
+	// line of a trial boot, keel-health.service runs on such a boot and
+	// blesses it with keelctl bless.
+	sdBoot := p.Boot.Loader == "" || p.Boot.Loader == profiles.DefaultLoader
 	bless := findFile(w.t, "/usr/lib/systemd/systemd-bless-boot", "/lib/systemd/systemd-bless-boot")
-	if bless == "" {
+	if bless == "" && sdBoot {
 		return p.Errorf("update.health.require", "judging a trial boot under systemd needs systemd-bless-boot: add the systemd-boot package")
 	}
 	if findFile(w.t, KeelctlPath) == "" {
@@ -601,10 +606,16 @@ func health(w *writer, p *profiles.Profile, enable Enabler) error {
 	// systemd's default 90s is not killed.
 	timeout := (grace + 90*time.Second + time.Second - 1) / time.Second
 	list := strings.Join(units, " ")
+	cond, blessLine, install := "", "", "RequiredBy=boot-complete.target"
+	if !sdBoot {
+		cond = "ConditionKernelCommandLine=keel.trial\n"
+		blessLine = "ExecStart=" + KeelctlPath + " bless\n"
+		install = "WantedBy=multi-user.target"
+	}
 	h := fmt.Sprintf(`# Written by keel from the profile's update.health.
 [Unit]
 Description=Health of this trial boot (keel: %s up for %s)
-Wants=%s
+%sWants=%s
 After=%s
 Before=boot-complete.target
 OnFailure=%s
@@ -614,11 +625,11 @@ Type=oneshot
 RemainAfterExit=yes
 TimeoutStartSec=%d
 ExecStart=%s
-
+%s
 [Install]
-RequiredBy=boot-complete.target
-`, list, grace, list, list, BootFailedUnit, timeout,
-		execLine(append([]string{KeelctlPath, "health", "--grace", grace.String()}, units...)))
+%s
+`, list, grace, cond, list, list, BootFailedUnit, timeout,
+		execLine(append([]string{KeelctlPath, "health", "--grace", grace.String()}, units...)), blessLine, install)
 	// The actions are unit settings: in [Service] systemd 252 ignores
 	// SuccessAction=, and the machine would not reboot.
 	// It does not run systemd-bless-boot bad: that would end the trial at

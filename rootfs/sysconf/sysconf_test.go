@@ -811,6 +811,32 @@ RequiredBy=boot-complete.target
 			}},
 		{name: "no systemd-bless-boot", profile: app, tree: []piece{mergedUsr, systemdInit, {{path: "/usr/bin/keelctl", body: "x"}}},
 			field: "update.health.require", msg: "needs systemd-bless-boot: add the systemd-boot package"},
+		// GRUB: no systemd-bless-boot needed; the unit runs on a trial boot
+		// (keel.trial= on the command line) and blesses it itself.
+		{name: "grub", profile: app + "boot: {loader: grub}\nupdate: {health: {grace: 5s}}\n", tree: []piece{mergedUsr, systemdInit, {{path: "/usr/bin/keelctl", body: "x"}}},
+			want: map[string]string{
+				"/etc/systemd/system/keel-health.service": `# Written by keel from the profile's update.health.
+[Unit]
+Description=Health of this trial boot (keel: app.service up for 5s)
+ConditionKernelCommandLine=keel.trial
+Wants=app.service
+After=app.service
+Before=boot-complete.target
+OnFailure=keel-boot-failed.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec=95
+ExecStart=/usr/bin/keelctl health --grace 5s app.service
+ExecStart=/usr/bin/keelctl bless
+
+[Install]
+WantedBy=multi-user.target
+`,
+				"/etc/systemd/system/multi-user.target.wants/keel-health.service": "-> /etc/systemd/system/keel-health.service",
+				"/etc/systemd/system/boot-complete.target.requires":               absent,
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tr := build(t, c.tree...)

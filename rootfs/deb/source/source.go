@@ -50,13 +50,23 @@ import (
 	"keel/rootfs/tarfs"
 )
 
-// LoaderPackage holds systemd-boot's EFI binary, at LoaderPath.
+// LoaderPackage holds systemd-boot's EFI binary, at LoaderPath (amd64's;
+// see loaderPaths).
 const (
 	LoaderPackage = "systemd-boot-efi"
 	LoaderPath    = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 	// StubPath is systemd's UKI stub, in the same package.
 	StubPath = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 )
+
+// loaderPaths are LoaderPath and StubPath for the Debian architecture
+// arch: systemd names its EFI files by the UEFI machine (x64, aa64).
+func loaderPaths(arch string) (loader, stub string) {
+	if arch == "arm64" {
+		return "/usr/lib/systemd/boot/efi/systemd-bootaa64.efi", "/usr/lib/systemd/boot/efi/linuxaa64.efi.stub"
+	}
+	return LoaderPath, StubPath
+}
 
 // Protected are the tree paths no package may write: keel owns /etc/keel.
 var Protected = []string{"/etc/keel"}
@@ -80,7 +90,9 @@ type Config struct {
 	Base     string   // "" or "none", "essential", "required", "important"
 	Packages []string // name or name=version, in profile order
 	Kernel   string   // the kernel package, "" for none
-	Loader   bool     // also systemd-boot-efi's EFI binary
+	// LoaderPackages are the boot loader's packages (e.g. systemd-boot-efi,
+	// or grub-efi-amd64-bin and grub-pc-bin), unpacked apart from the root.
+	LoaderPackages []string
 
 	// CacheDir holds downloads, indexes and unpacked packages
 	// ($KEEL_CACHE/deb).
@@ -115,8 +127,11 @@ type Prepared struct {
 	Kernel     *rootfs.Tree
 	Vmlinuz    string
 	ModulesDir string
-	// Loader is systemd-boot's EFI binary, from LoaderPackage; nil
-	// without Config.Loader.
+	// LoaderFiles is the boot loader's packages unpacked in a merged-/usr
+	// tree of their own; nil without Config.LoaderPackages.
+	LoaderFiles *rootfs.Tree
+	// Loader is systemd-boot's EFI binary, when LoaderPackage is among
+	// the loader's packages.
 	Loader *rootfs.Entry
 	// Stub is systemd's UKI stub from the same package (StubPath).
 	Stub *rootfs.Entry
@@ -140,8 +155,8 @@ func (c *Config) Requests() []string {
 	if c.Kernel != "" {
 		r = append(r, "kernel:"+c.Kernel)
 	}
-	if c.Loader {
-		r = append(r, "loader:"+LoaderPackage)
+	for _, p := range c.LoaderPackages {
+		r = append(r, "loader:"+p)
 	}
 	return lock.NormalizeRequests(r)
 }
@@ -232,7 +247,7 @@ func Prepare(ctx context.Context, c Config) (*Prepared, error) {
 		}
 	}
 	if len(sets.loader) > 0 {
-		if err := out.loader(ctx, sets.loader, unpacked); err != nil {
+		if err := out.loader(ctx, sets.loader, unpacked, c.Architecture); err != nil {
 			return nil, err
 		}
 	}
@@ -377,12 +392,12 @@ func (c *Config) packageSets(ctx context.Context) (*packageSets, *lock.Lock, err
 			return nil, nil, err
 		}
 	}
-	if c.Loader {
-		p, err := pick(idx.Packages, resolve.Request{Name: LoaderPackage, Why: "boot loader"}, c.Architecture, idx.Suite)
+	for _, name := range c.LoaderPackages {
+		p, err := pick(idx.Packages, resolve.Request{Name: name, Why: "boot loader"}, c.Architecture, idx.Suite)
 		if err != nil {
 			return nil, nil, err
 		}
-		sets.loader = []*deb.Package{p}
+		sets.loader = append(sets.loader, p)
 	}
 
 	roles := map[*deb.Package][]string{}
@@ -601,8 +616,9 @@ func (out *Prepared) kernel(ctx context.Context, pkgs []*deb.Package, unpacked m
 	return nil
 }
 
-// loader takes the EFI binary out of systemd-boot-efi.
-func (out *Prepared) loader(ctx context.Context, pkgs []*deb.Package, unpacked map[string]*debfile.Unpacked) error {
+// loader unpacks the boot loader's packages, and takes the EFI binary out
+// of systemd-boot-efi when it is one of them.
+func (out *Prepared) loader(ctx context.Context, pkgs []*deb.Package, unpacked map[string]*debfile.Unpacked, arch string) error {
 	t := rootfs.New()
 	if err := debfile.MergeUsr(t); err != nil {
 		return err
@@ -612,12 +628,19 @@ func (out *Prepared) loader(ctx context.Context, pkgs []*deb.Package, unpacked m
 			return fmt.Errorf("boot loader: %w", err)
 		}
 	}
-	e, ok := t.Get(LoaderPath)
+	out.LoaderFiles = t
+	loaderPath, stubPath := loaderPaths(arch)
+	e, ok := t.Get(loaderPath)
 	if !ok || e.Type != rootfs.TypeFile {
-		return fmt.Errorf("boot loader: %s has no %s", LoaderPackage, LoaderPath)
+		for _, p := range pkgs {
+			if p.Name == LoaderPackage {
+				return fmt.Errorf("boot loader: %s has no %s", LoaderPackage, loaderPath)
+			}
+		}
+		return nil
 	}
 	out.Loader = e
-	if e, ok := t.Get(StubPath); ok && e.Type == rootfs.TypeFile {
+	if e, ok := t.Get(stubPath); ok && e.Type == rootfs.TypeFile {
 		out.Stub = e
 	}
 	return nil

@@ -44,7 +44,7 @@ func fixture(t *testing.T) *repotest.Repo {
 func config(t *testing.T, r *repotest.Repo, cache string) Config {
 	return Config{
 		Suite: r.Suite, Mirror: r.URL, Keyring: []string{r.Keyring}, Architecture: "amd64",
-		Packages: []string{"app"}, Base: "required", Kernel: "linux-image-fake", Loader: true,
+		Packages: []string{"app"}, Base: "required", Kernel: "linux-image-fake", LoaderPackages: []string{LoaderPackage},
 		CacheDir: cache,
 	}
 }
@@ -215,7 +215,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestRequests(t *testing.T) {
-	c := Config{Packages: []string{"b", "a=1"}, Base: "required", Kernel: "linux-image-amd64", Loader: true}
+	c := Config{Packages: []string{"b", "a=1"}, Base: "required", Kernel: "linux-image-amd64", LoaderPackages: []string{LoaderPackage}}
 	want := []string{"a=1", "b", "base:required", "kernel:linux-image-amd64", "loader:systemd-boot-efi"}
 	if got := c.Requests(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("requests %v, want %v", got, want)
