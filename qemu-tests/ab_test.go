@@ -49,7 +49,11 @@ type abFixture struct {
 // entries are named where the scenario reads them.
 type abLoader struct {
 	profile string // the profile's boot map; "" for the default (systemd-boot)
-	bios    bool   // boot by BIOS (SeaBIOS) instead of UEFI
+	bios    bool   // boot by the machine's other firmware: SeaBIOS, or U-Boot on aarch64
+	base    string // the testdata profile; "" for ab.yaml
+	arch    string // the VM's (image/qemu Config.Arch); "" for x86_64
+	// short runs the upgrade and the fallback from a failing update only.
+	short bool
 	// entry is the entry keelctl install reports for slot with tries.
 	entry func(slot string, tries int) string
 	// counter is the entry keel-init reports as a trial's try counter,
@@ -68,6 +72,12 @@ var (
 		counter: func(s string, _, _ int) string { return "entry-" + s + ".cfg" },
 	}
 	grubBIOS = abLoader{profile: grubUEFI.profile, bios: true, entry: grubUEFI.entry, counter: grubUEFI.counter}
+	// aarch64: AAVMF and systemd-boot, and U-Boot with keel's script.
+	arm64UEFI  = abLoader{base: "ab-arm64.yaml", arch: "aarch64", short: true, entry: systemdBoot.entry, counter: systemdBoot.counter}
+	arm64UBoot = abLoader{profile: "{loader: u-boot}", bios: true, base: "ab-arm64.yaml", arch: "aarch64", short: true,
+		entry:   func(s string, _ int) string { return "entry-" + s + ".txt" },
+		counter: func(s string, _, _ int) string { return "entry-" + s + ".txt" },
+	}
 )
 
 // TestABUpdate boots A/B updates for real (issue 4, "How it is checked",
@@ -84,15 +94,34 @@ func TestABUpdate(t *testing.T) {
 	// defaults to GOMAXPROCS): TCG runs a VM on one core.
 	t.Parallel()
 	h := setUp(t)
-	testABUpdate(t, systemdBoot, buildAB(t, h, "", abVersions))
+	testABUpdate(t, systemdBoot, buildAB(t, h, systemdBoot, abVersions))
 }
 
 // TestABUpdateGRUB is TestABUpdate with GRUB (issue 11): the same images
 // boot by UEFI (OVMF) and by BIOS (SeaBIOS), each from its own copy.
 func TestABUpdateGRUB(t *testing.T) {
 	h := setUp(t)
-	f := buildAB(t, h, grubUEFI.profile, abVersions)
+	f := buildAB(t, h, grubUEFI, abVersions)
 	for name, l := range map[string]abLoader{"uefi": grubUEFI, "bios": grubBIOS} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testABUpdate(t, l, f)
+		})
+	}
+}
+
+// TestABUpdateArm64 is TestABUpdate's upgrade and fallback on aarch64
+// (issue 11): QEMU's virt machine booting by AAVMF and systemd-boot, and
+// by U-Boot (Debian's qemu_arm64 build) running keel's boot script, whose
+// try counter is in a U-Boot environment file on the ESP. Boot to ready,
+// install v2 (a trial, blessed), then a v3 whose service fails: two
+// trials, then v2 again.
+func TestABUpdateArm64(t *testing.T) {
+	h := setUp(t)
+	h.useArm64(t)
+	versions := abVersions[:3]
+	for name, l := range map[string]abLoader{"uefi": arm64UEFI, "u-boot": arm64UBoot} {
+		f := buildAB(t, h, l, versions)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			testABUpdate(t, l, f)
@@ -108,9 +137,7 @@ func testABUpdate(t *testing.T, l abLoader, built *abFixture) {
 	f := &abFixture{}
 	*f = *built
 	f.t, f.dir = t, t.TempDir()
-	if l.bios {
-		f.firmware = func(c *qemu.Config) { c.BIOS = true }
-	}
+	f.firmware = func(c *qemu.Config) { c.BIOS, c.Arch = l.bios, l.arch }
 
 	disk := copyDisk(t, f.disk["1.0.0"], filepath.Join(f.dir, "device.img"))
 	vars := filepath.Join(f.dir, "device.vars")
@@ -188,6 +215,10 @@ func testABUpdate(t *testing.T, l abLoader, built *abFixture) {
 	if !ok {
 		return
 	}
+	if l.short {
+		g.poweroff()
+		return
+	}
 	t.Run("fallback by the loader", func(t *testing.T) {
 		g.t = t
 		out := g.mustSh("keelctl install /dev/vdd")
@@ -253,13 +284,13 @@ func testABUpdate(t *testing.T, l abLoader, built *abFixture) {
 
 // buildAB generates a key and builds each version of testdata/ab.yaml,
 // signed with it (buildVersions).
-func buildAB(t *testing.T, h *harness, boot string, versions []abVersion) *abFixture {
+func buildAB(t *testing.T, h *harness, l abLoader, versions []abVersion) *abFixture {
 	t.Helper()
 	var bv []builtVersion
 	for _, v := range versions {
 		b := builtVersion{version: v.version}
-		if boot != "" {
-			b.extra += "boot: " + boot + "\n"
+		if l.profile != "" {
+			b.extra += "boot: " + l.profile + "\n"
 		}
 		if v.fail {
 			b.extra = "  - {file: /etc/keel-ab-fail, content: \"\"}\n" + b.extra // continues sources
@@ -269,7 +300,11 @@ func buildAB(t *testing.T, h *harness, boot string, versions []abVersion) *abFix
 		}
 		bv = append(bv, b)
 	}
-	return buildVersions(t, h, bv)
+	base := l.base
+	if base == "" {
+		base = "ab.yaml"
+	}
+	return buildVersionsOf(t, h, base, bv)
 }
 
 // padded copies a bundle to a file of whole MiB, to be a virtio disk:

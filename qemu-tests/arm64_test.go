@@ -24,11 +24,8 @@ import (
 // slot b (systemd-boot counting it in its entry's name on AAVMF's ESP) and
 // is blessed by keel-init.
 func TestAarch64Boot(t *testing.T) {
-	if err := qemu.AvailableFor("aarch64"); err != nil {
-		t.Skipf("QEMU for aarch64: %v", err)
-	}
 	h := setUp(t, "mdir")
-	initArm, ctlArm := buildArm64(t)
+	h.useArm64(t)
 
 	dir := t.TempDir()
 	h.runKeel(t, "key", "generate", "--dir", dir, "release")
@@ -46,7 +43,6 @@ func TestAarch64Boot(t *testing.T) {
 		out := filepath.Join(dir, "out-"+v)
 		img[v], bundle[v] = filepath.Join(out, "disk.img"), filepath.Join(out, "keel-arm64-"+v+".keel")
 		build := h.keelCmd("build", src, "-o", img[v], "--sign-key", filepath.Join(dir, "release.key"))
-		build.Env = append(build.Env, "KEEL_INIT_ARM64="+initArm, "KEEL_CTL_ARM64="+ctlArm)
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("keel build %s: %v\n%s", v, err, out)
 		}

@@ -44,7 +44,7 @@ func TestCutBoot(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	h := setUp(t)
-	f := buildAB(t, h, "", []abVersion{{version: "1.0.0"}, {version: "2.0.0"}})
+	f := buildAB(t, h, systemdBoot, []abVersion{{version: "1.0.0"}, {version: "2.0.0"}})
 	f.bundles = nil // nothing is installed in the guest
 	built := time.Since(start)
 

@@ -19,9 +19,10 @@ import (
 type harness struct {
 	ctx      context.Context
 	cache    string
-	keel     string // the keel binary; keelctl is beside it
-	initPath string // keel-init, for KEEL_INIT
-	initBin  []byte // its bytes
+	keel     string   // the keel binary; keelctl is beside it
+	initPath string   // keel-init, for KEEL_INIT
+	initBin  []byte   // its bytes
+	env      []string // more environment for keel (useArm64)
 }
 
 // setUp skips the test if QEMU or one of tools is not installed, then
@@ -43,7 +44,20 @@ func setUp(t *testing.T, tools ...string) *harness {
 
 // keelCmd is keel with the harness's cache, keel-init and keelctl.
 func (h *harness) keelCmd(args ...string) *exec.Cmd {
-	return keelCmd(h.keel, h.initPath, h.cache, args...)
+	cmd := keelCmd(h.keel, h.initPath, h.cache, args...)
+	cmd.Env = append(cmd.Env, h.env...)
+	return cmd
+}
+
+// useArm64 skips the test without QEMU for aarch64, and makes keel build
+// aarch64 images with keel-init and keelctl built for arm64 from this tree.
+func (h *harness) useArm64(t *testing.T) {
+	t.Helper()
+	if err := qemu.AvailableFor("aarch64"); err != nil {
+		t.Skipf("QEMU for aarch64: %v", err)
+	}
+	initArm, ctlArm := buildArm64(t)
+	h.env = append(h.env, "KEEL_INIT_ARM64="+initArm, "KEEL_CTL_ARM64="+ctlArm)
 }
 
 // runKeel runs keel and returns its output, failing the test on an error.

@@ -52,7 +52,7 @@ func TestKill(t *testing.T) {
 		kills, seed, seed, kills, killTimeout(kills))
 	h := setUp(t, "fsck.fat")
 	built := time.Now()
-	f := buildAB(t, h, "", []abVersion{{version: "1.0.0"}, {version: "2.0.0"}})
+	f := buildAB(t, h, systemdBoot, []abVersion{{version: "1.0.0"}, {version: "2.0.0"}})
 	t.Logf("built 1.0.0 and 2.0.0 in %v", time.Since(built).Round(time.Second))
 	// buildAB attaches the updates only: 2.0.0 is /dev/vdb, 1.0.0 /dev/vdc.
 	f.bundles = append(f.bundles, padded(t, f.bundle["1.0.0"]))

@@ -140,11 +140,16 @@ type builtVersion struct {
 // a small profile that includes the common one. Every bundle but the first
 // version's is attached to the VMs (/dev/vdb, /dev/vdc, ...).
 func buildVersions(t *testing.T, h *harness, versions []builtVersion) *abFixture {
+	return buildVersionsOf(t, h, "ab.yaml", versions)
+}
+
+// buildVersionsOf is buildVersions of another testdata profile.
+func buildVersionsOf(t *testing.T, h *harness, base string, versions []builtVersion) *abFixture {
 	t.Helper()
 	f := &abFixture{t: t, h: h, dir: t.TempDir(), disk: map[string]string{}, bundle: map[string]string{}}
 	h.runKeel(t, "key", "generate", "--dir", f.dir, "release")
 	f.pub = filepath.Join(f.dir, "release.pub")
-	base, err := filepath.Abs("testdata/ab.yaml")
+	base, err := filepath.Abs(filepath.Join("testdata", base))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ func TestBadProfiles(t *testing.T) {
 	big := make([]byte, 3<<20)
 	rand.Read(big) // incompressible, so it cannot fit a 1 MiB slot
 	write("big", big)
+	write("bigkernel", make([]byte, 20<<20))
 	os.Mkdir(filepath.Join(dir, "adir"), 0o755)
 
 	const head = "name: t\nversion: \"1\"\nkernel: {file: vmlinuz}\n"
@@ -35,6 +36,8 @@ func TestBadProfiles(t *testing.T) {
 		{"missing kernel", "name: t\nversion: \"1\"\nkernel: {file: nope}\n", exitUsage, `p\.yaml:3:\d+: kernel\.file: .*nope.*no such file`},
 		{"unreadable source", head + "sources:\n  - {file: /x, source: adir}\n", exitUsage, `p\.yaml:5:\d+: sources\[0\]\.source: .*adir`},
 		{"slot too small", head + "sources:\n  - {file: /big, source: big}\ndisk: {slot: 1MiB}\n", exitUsage, `p\.yaml:\d+:\d+: disk\.slot: .*too small`},
+		// Slot a's kernel fits, but an update could not write slot b's.
+		{"ESP too small for two kernels", "name: t\nversion: \"1\"\nkernel: {file: bigkernel}\ndisk: {esp: 34MiB}\n", exitUsage, `p\.yaml:4:\d+: disk\.esp: an ESP of 34MiB holds slot a's boot files \(20\.\d MiB\) with \d+\.\d MiB free: an update needs as much again for slot b: raise disk\.esp`},
 		// The profile is fine; fetching the image fails: a runtime failure
 		// (exit 1), still at the field.
 		{"missing OCI layout", head + "sources:\n  - image: oci:" + filepath.Join(dir, "nothing") + ":latest\n", exitUsage, `p\.yaml:5:\d+: sources\[0\].*nothing`},

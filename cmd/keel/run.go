@@ -53,8 +53,10 @@ decrypted first: openssl pkey -in /usr/share/ovmf/PkKek-1-snakeoil.key
 mode, with no keys, where an image built with --sb-keys enrolls its own.
 With --vars, enrolled keys stay for the next run.
 
-BIOS: --bios boots with QEMU's own BIOS (SeaBIOS) instead of OVMF, as an
-older machine would: images with boot.loader grub boot either way.
+BIOS: --bios boots with the machine's firmware other than UEFI: QEMU's own
+BIOS (SeaBIOS) on x86_64, as an older machine would, for boot.loader grub
+images; U-Boot (Debian's u-boot-qemu) on aarch64, for boot.loader u-boot
+images.
 
 Architecture: an image built with arch: aarch64 (which its root slots'
 partition type tells) boots on QEMU's virt machine with AAVMF firmware,
@@ -67,6 +69,7 @@ aarch64 images qemu-system-arm and qemu-efi-aarch64.`,
   keel run --forward 2222:22 server.img     # then: ssh -p 2222 keel@127.0.0.1
   keel run --secure-boot setup --vars sb.fd my.img   # enrolls my.img's keys, then enforces them
   keel run --bios grub.img                           # a boot.loader grub image, by BIOS
+  keel run --bios uboot-arm64.img                    # a boot.loader u-boot image, by U-Boot
   keel run --timeout 10m arm64.img                   # an arch: aarch64 image (virt, AAVMF)`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -130,7 +133,7 @@ aarch64 images qemu-system-arm and qemu-efi-aarch64.`,
 	f.BoolVar(&o.net, "net", false, "give the guest a NIC on QEMU's user network (DHCP; restricted: nothing leaves the machine)")
 	f.StringVar(&o.sb, "secure-boot", "off", "off, snakeoil (enforce the ovmf package's snakeoil keys) or setup (no keys: an image may enroll its own)")
 	f.StringVar(&o.arch, "arch", "", "x86_64 or aarch64 (default: the disk's, from its root partition type)")
-	f.BoolVar(&o.bios, "bios", false, "boot with SeaBIOS instead of UEFI firmware (for boot.loader grub images)")
+	f.BoolVar(&o.bios, "bios", false, "boot with SeaBIOS (x86_64, boot.loader grub) or U-Boot (aarch64, boot.loader u-boot) instead of UEFI firmware")
 	f.StringArrayVar(&o.forward, "forward", nil, "forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT, e.g. 2222:22 for ssh (implies --net; repeatable)")
 	return cmd
 }

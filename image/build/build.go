@@ -302,6 +302,13 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 			if err := loader.WriteEntry(esp, entry); err != nil {
 				return err
 			}
+			// An update writes slot b's files beside slot a's: refuse an
+			// ESP that could not hold them now, not at the first update.
+			slotFiles := res.KernelBytes + res.InitrdBytes + res.UKIBytes + int64(len(res.Index)) + 2*esp.ClusterSize()
+			if free := esp.FreeBytes(); free < slotFiles {
+				return p.Errorf("disk.esp", "an ESP of %s holds slot a's boot files (%.1f MiB) with %.1f MiB free: an update needs as much again for slot b: raise disk.esp",
+					profiles.Size(size), float64(slotFiles)/(1<<20), float64(free)/(1<<20))
+			}
 			return esp.Sync()
 		},
 		Data: func(w io.WriterAt, size int64) error {

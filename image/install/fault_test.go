@@ -79,6 +79,10 @@ func TestCutEveryWrite(t *testing.T) {
 		g := getGrubFixture(t)
 		cutEveryWrite(t, g, g.bundleBytes(t, g.key, nil))
 	})
+	t.Run("u-boot", func(t *testing.T) {
+		u := getUBootFixture(t)
+		cutEveryWrite(t, u, u.bundleBytes(t, u.key, nil))
+	})
 }
 
 func cutEveryWrite(t *testing.T, f *fixture, bb []byte) {
@@ -194,6 +198,7 @@ func checkSlotB(t *testing.T, f *fixture, tg *install.Target) {
 func TestCutStateChanges(t *testing.T) {
 	t.Run("systemd-boot", func(t *testing.T) { cutStateChanges(t, getFixture(t)) })
 	t.Run("grub", func(t *testing.T) { cutStateChanges(t, getGrubFixture(t)) })
+	t.Run("u-boot", func(t *testing.T) { cutStateChanges(t, getUBootFixture(t)) })
 }
 
 func cutStateChanges(t *testing.T, f *fixture) {

@@ -88,11 +88,37 @@ func getFixture(t testing.TB) *fixture {
 	return fix
 }
 
-var (
-	grubOnce sync.Once
-	grubFix  *fixture
-	grubErr  error
-)
+// loaderFixtures are the fixture built for other boot loaders, by the
+// profile lines that choose them.
+var loaderFixtures struct {
+	sync.Mutex
+	m map[string]*fixture
+}
+
+// getLoaderFixture is the fixture with the profile lines extra (another
+// boot loader), built once per test binary.
+func getLoaderFixture(t testing.TB, extra string) *fixture {
+	t.Helper()
+	loaderFixtures.Lock()
+	defer loaderFixtures.Unlock()
+	if f, ok := loaderFixtures.m[extra]; ok {
+		return f
+	}
+	f, err := makeFixture(profileYAML+extra, func(dir, version string) error {
+		if version != "1.0.0" {
+			return nil
+		}
+		return os.WriteFile(filepath.Join(dir, "vmlinuz"), bytes.Repeat([]byte("not a kernel "), 3000), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaderFixtures.m == nil {
+		loaderFixtures.m = map[string]*fixture{}
+	}
+	loaderFixtures.m[extra] = f
+	return f
+}
 
 // getGrubFixture is the fixture with boot.loader grub, from the build
 // host's GRUB files.
@@ -103,18 +129,14 @@ func getGrubFixture(t testing.TB) *fixture {
 			t.Skip("GRUB not installed: apt-get install grub-efi-amd64-bin grub-pc-bin")
 		}
 	}
-	grubOnce.Do(func() {
-		grubFix, grubErr = makeFixture(profileYAML+"boot: {loader: grub}\n", func(dir, version string) error {
-			if version != "1.0.0" {
-				return nil
-			}
-			return os.WriteFile(filepath.Join(dir, "vmlinuz"), bytes.Repeat([]byte("not a kernel "), 3000), 0o644)
-		})
-	})
-	if grubErr != nil {
-		t.Fatal(grubErr)
-	}
-	return grubFix
+	return getLoaderFixture(t, "boot: {loader: grub}\n")
+}
+
+// getUBootFixture is the fixture for aarch64 with boot.loader u-boot (a
+// script keel compiles: nothing from the host).
+func getUBootFixture(t testing.TB) *fixture {
+	t.Helper()
+	return getLoaderFixture(t, "arch: aarch64\nboot: {loader: u-boot}\n")
 }
 
 // makeFixture builds v1 and v2 of profile (a format string of the version

@@ -54,6 +54,9 @@ func args(cfg *Config, accel, code, vars string) []string {
 		"-no-reboot",
 		"-nic", nic,
 	}
+	if cfg.BIOS && m.bios != "" {
+		a = append(a, "-bios", m.bios)
+	}
 	if !cfg.BIOS {
 		a = append(a,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optValue(code),

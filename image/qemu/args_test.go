@@ -70,6 +70,18 @@ func TestArgs(t *testing.T) {
 			avoid: []string{"q35", "smm", "secure"},
 		},
 		{
+			name:  "BIOS on x86_64: QEMU's own SeaBIOS, no pflash",
+			cfg:   Config{Disk: "d", BIOS: true},
+			want:  []string{"-machine q35 ", "-nic none -drive if=virtio,format=raw,file=d"},
+			avoid: []string{"pflash", "-bios"},
+		},
+		{
+			name:  "BIOS on aarch64: U-Boot",
+			cfg:   Config{Arch: "aarch64", Disk: "d", BIOS: true},
+			want:  []string{"-machine virt ", "-bios " + UBootARM64, "-drive if=virtio,format=raw,file=d"},
+			avoid: []string{"pflash"},
+		},
+		{
 			name: "extra args last",
 			cfg:  Config{Disk: "d", ExtraArgs: []string{"-d", "guest_errors"}},
 			want: []string{"file=d -d guest_errors"},

@@ -14,6 +14,10 @@ import (
 // Binary is the QEMU system emulator keel runs for x86_64 guests.
 const Binary = "qemu-system-x86_64"
 
+// UBootARM64 is U-Boot for QEMU's arm64 virt machine, from Debian's
+// u-boot-qemu package: what Config.BIOS boots an aarch64 guest with.
+const UBootARM64 = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
+
 // machine is how QEMU runs a guest architecture: its binary, machine and
 // CPU, its UEFI firmware, and the Debian packages that install them.
 type machine struct {
@@ -23,6 +27,10 @@ type machine struct {
 	firmware [][2]string
 	fwName   string
 	install  string
+	// bios is the firmware Config.BIOS runs instead of UEFI: "" for
+	// QEMU's own (SeaBIOS on q35), else a file, with the package that
+	// installs it.
+	bios, biosPackage string
 	// goarch is the host (GOARCH) on which KVM can run the guest.
 	goarch string
 }
@@ -35,7 +43,8 @@ var machines = map[string]*machine{
 	"x86_64": {binary: Binary, machine: "q35", cpu: "max", firmware: ovmfPairs, fwName: "OVMF",
 		install: "qemu-system-x86 ovmf", goarch: "amd64"},
 	"aarch64": {binary: "qemu-system-aarch64", machine: "virt", cpu: "cortex-a57", firmware: aavmfPairs, fwName: "AAVMF",
-		install: "qemu-system-arm qemu-efi-aarch64", goarch: "arm64"},
+		install: "qemu-system-arm qemu-efi-aarch64", goarch: "arm64",
+		bios: UBootARM64, biosPackage: "u-boot-qemu"},
 }
 
 // machineFor returns the machine of a Config.Arch.
@@ -126,9 +135,10 @@ type Config struct {
 	// and OVMFVars to a store with keys (SnakeoilVars) or without
 	// (SetupModeVars: systemd-boot may enroll the image's own).
 	SecureBoot bool
-	// BIOS boots with QEMU's own firmware (SeaBIOS) instead of OVMF: no
-	// UEFI, no variable store (OVMFCode, OVMFVars, VarsCopy and
-	// SecureBoot are unused).
+	// BIOS boots with the machine's firmware other than UEFI: SeaBIOS
+	// (QEMU's own) on x86_64, U-Boot (UBootARM64) on aarch64. No
+	// variable store (OVMFCode, OVMFVars, VarsCopy and SecureBoot are
+	// unused).
 	BIOS bool
 	// ExtraArgs are appended to QEMU's command line as they are.
 	ExtraArgs []string

@@ -43,9 +43,12 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.machine != "q35" && (cfg.SecureBoot || cfg.BIOS) {
-		// Both are x86 firmware set-ups: OVMF's SMM build, SeaBIOS.
-		return nil, fmt.Errorf("%s guests boot by plain UEFI only: no SecureBoot or BIOS", cfg.Arch)
+	if m.machine != "q35" && cfg.SecureBoot {
+		// OVMF's SMM build is x86 only.
+		return nil, fmt.Errorf("%s guests boot by plain UEFI or U-Boot: no Secure Boot", cfg.Arch)
+	}
+	if cfg.BIOS && m.bios != "" && !exists(m.bios) {
+		return nil, fmt.Errorf("%s %w: apt-get install %s", m.bios, ErrNotInstalled, m.biosPackage)
 	}
 	bin, err := exec.LookPath(m.binary)
 	if err != nil {
