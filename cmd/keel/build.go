@@ -13,6 +13,7 @@ import (
 
 	"keel/image/build"
 	"keel/image/bundle"
+	"keel/image/format"
 	"keel/profiles"
 )
 
@@ -25,6 +26,8 @@ type buildOptions struct {
 	sshUser string
 	layers  layerFlags
 	sb      sbFlags
+	format  string
+	size    string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -46,6 +49,12 @@ InRelease and cached in $KEEL_CACHE/deb. When PROFILE.lock exists (written
 by keel lock), the build uses exactly the packages it lists, from the cache
 when they are there, and refuses a profile that asks for others.
 
+--format writes the disk as qcow2, vmdk (monolithicSparse) or vhdx (dynamic)
+instead of raw, converted by keel itself; the default output name then ends
+in the format's extension. --size makes the disk that large (overriding the
+profile's disk.size): the partitions keep their sizes, the backup GPT goes
+to the end of the disk and the space after the data partition stays free.
+
 The image is written to a temporary file beside the output and renamed into
 place only when the build succeeded. With --sign-key, the update bundle of
 the same build is written beside it as NAME-VERSION.keel (see keel key
@@ -66,7 +75,8 @@ systemd-boot enrolls on a machine in setup mode.
   keel build profiles/examples/busybox.yaml -o out/busybox.img
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) keel build my.yaml -o my.img
   keel build my.yaml -o out/my.img --sign-key release.key   # also out/NAME-VERSION.keel
-  keel build my.yaml --sb-keys my-secureboot                # signed for, and enrolling, my keys`,
+  keel build my.yaml --sb-keys my-secureboot                # signed for, and enrolling, my keys
+  keel build my.yaml --format qcow2 --size 20GiB            # ./NAME.qcow2, a 20GiB disk`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -75,6 +85,13 @@ systemd-boot enrolls on a machine in setup mode.
 				return err
 			}
 			if err := addSSHKeys(p, o.sshKeys, o.sshUser); err != nil {
+				return err
+			}
+			imgFormat, err := format.ParseFormat(o.format)
+			if err != nil {
+				return usagef("--format: %v", err)
+			}
+			if err := setDiskSize(p, o.size); err != nil {
 				return err
 			}
 			// Read the key first: a bad key path should not cost a build.
@@ -94,7 +111,7 @@ systemd-boot enrolls on a machine in setup mode.
 			}
 			epoch = max(epoch, 0)
 			if o.output == "" {
-				o.output = p.Name + ".img"
+				o.output = p.Name + imgFormat.Ext()
 			}
 			if err := checkOutput(o.output, p.Files, lockPath); err != nil {
 				return err
@@ -123,19 +140,37 @@ systemd-boot enrolls on a machine in setup mode.
 			// The layers' file contents are spooled for this build only:
 			// once the image is written they go, whatever happened.
 			defer images.close()
+			// Another format is converted from the raw image, built
+			// beside the output under a temporary name that goes in
+			// the end, whatever happened.
+			rawOut := o.output
+			if imgFormat != format.Raw {
+				if rawOut, err = tempBeside(o.output, ".raw"); err != nil {
+					return err
+				}
+				defer os.Remove(rawOut)
+			}
 			res, err := build.Build(ctx, p, build.Options{
-				Output: o.output, KeelInit: init, Keelctl: ctl, ApplyImage: images.apply,
+				Output: rawOut, KeelInit: init, Keelctl: ctl, ApplyImage: images.apply,
 				Epoch: epoch, Workers: o.workers, Logger: g.logger(), Progress: stageProgress(),
 				SignKey: key, Debian: deb, SecureBoot: sb,
 			})
 			if err != nil {
 				return err
 			}
-			printSummary(cmd, p, res, g.verbose)
+			if imgFormat != format.Raw {
+				if err := convertImage(ctx, rawOut, o.output, imgFormat, stageProgress()); err != nil {
+					return err
+				}
+				res.Output = o.output
+			}
+			printSummary(cmd, p, res, imgFormat, g.verbose)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "disk image to write (default NAME.img)")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "disk image to write (default NAME.img, or NAME.FORMAT with --format)")
+	cmd.Flags().StringVar(&o.format, "format", "raw", "disk image format: "+strings.Join(format.Names(), ", "))
+	cmd.Flags().StringVar(&o.size, "size", "", "disk size, e.g. 20GiB (default: the profile's disk.size, or just big enough)")
 	cmd.Flags().StringVar(&o.layers.maxSize, "layer-max-size", "", "most bytes one OCI layer may expand to (default: 16GiB, and no more than 100 x its compressed size or 1GiB, whichever is more; setting it drops the ratio bound)")
 	cmd.Flags().Int64Var(&o.layers.maxEntries, "layer-max-entries", 0, "most entries one OCI layer may hold (default 1048576)")
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "compressing goroutines (0: one per CPU)")
@@ -166,7 +201,7 @@ func stageProgress() func(stage string, done, total int64) {
 	}
 }
 
-func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, verbose bool) {
+func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, f format.Format, verbose bool) {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "built %s: %s %s in %s\n", r.Output, p.Name, p.Version, r.Duration.Round(1e6))
 	if r.Packages > 0 {
@@ -210,7 +245,11 @@ func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, verb
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", part.Number, part.Label, profiles.Size(part.Start), profiles.Size(part.Size), content)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "disk %s; boot it with: keel run %s\n", profiles.Size(r.Layout.Size), shellQuote(r.Output))
+	if f == format.Raw {
+		fmt.Fprintf(w, "disk %s; boot it with: keel run %s\n", profiles.Size(r.Layout.Size), shellQuote(r.Output))
+	} else {
+		fmt.Fprintf(w, "disk %s, written as %s (keel run and keel inspect take raw images: build with --format raw)\n", profiles.Size(r.Layout.Size), f)
+	}
 	if r.Bundle != "" {
 		fmt.Fprintf(w, "update bundle %s, build id %s\n", r.Bundle, r.BuildID)
 	} else {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"keel/image/disk"
+	"keel/image/format"
 	"keel/image/gpt"
 	"keel/image/qemu"
 )
@@ -75,6 +76,9 @@ aarch64 images qemu-system-arm and qemu-efi-aarch64.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := os.Stat(args[0]); err != nil {
 				return usageError{err}
+			}
+			if ft, err := detectFormat(args[0]); err == nil && ft != format.Raw {
+				return usagef("%s is a %s image; keel run boots raw images (build with --format raw)", args[0], ft)
 			}
 			arch, err := runArch(o.arch, args[0])
 			if err != nil {
@@ -155,4 +159,14 @@ func runArch(flag, name string) (string, error) {
 		}
 	}
 	return "x86_64", nil
+}
+
+// detectFormat is the disk image format of the file name.
+func detectFormat(name string) (format.Format, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return format.Raw, err
+	}
+	defer f.Close()
+	return format.Detect(f)
 }

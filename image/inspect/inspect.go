@@ -14,6 +14,7 @@ import (
 	_ "keel/bootloader/all" // the loaders an ESP may name
 	"keel/bootloader/espfat"
 	"keel/image/fat"
+	"keel/image/format"
 	"keel/image/gpt"
 	"keel/image/install"
 )
@@ -83,6 +84,10 @@ func File(name string) (*Report, error) {
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, fmt.Errorf("size of %s: %w", name, err)
+	}
+	// A converted image has no GPT at its start: say what it is instead.
+	if ft, err := format.Detect(f); err == nil && ft != format.Raw {
+		return nil, fmt.Errorf("%s: a %s image, and keel inspect reads raw images only (qemu-img convert -O raw %s OUT.img makes one)", name, ft, name)
 	}
 	r, err := Inspect(f, size)
 	if errors.Is(err, gpt.ErrNoGPT) {

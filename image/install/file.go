@@ -14,6 +14,7 @@ import (
 	"keel/bootloader/espfat"
 	"keel/image/disk"
 	"keel/image/fat"
+	"keel/image/format"
 )
 
 // DiskFile is a keel disk image file opened for an offline update.
@@ -46,6 +47,11 @@ func OpenFile(name string, when time.Time) (*DiskFile, error) {
 	if err != nil {
 		f.Close()
 		return nil, err
+	}
+	// A converted image has no GPT at its start: say what it is.
+	if ft, err := format.Detect(f); err == nil && ft != format.Raw {
+		f.Close()
+		return nil, Refuse(fmt.Errorf("%s: a %s image; an offline update writes raw images only (build with --format raw, or qemu-img convert -O raw)", name, ft))
 	}
 	t, err := OpenDisk(f, fi.Size(), when)
 	if err != nil {
