@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"keel/bootloader/uboot/internal/tooltest"
 	"maps"
 	"os"
 	"os/exec"
@@ -70,7 +71,7 @@ func (c *console) String() string {
 func bootVM(t *testing.T, disk string, timeout time.Duration, stopAt string, markers ...string) *console {
 	t.Helper()
 	c := &console{markers: markers, seen: map[string]time.Duration{}, stopAt: stopAt, stopped: make(chan struct{})}
-	cmd := exec.Command(needTool(t, "qemu-system-aarch64"),
+	cmd := exec.Command(tooltest.Need(t, "qemu-system-aarch64"),
 		"-M", "virt", "-cpu", "cortex-a57", "-m", "512", "-accel", "tcg",
 		"-bios", uBootQEMUArm64, "-nographic", "-no-reboot", "-nic", "none",
 		"-drive", "if=virtio,format=raw,file="+strings.ReplaceAll(disk, ",", ",,")) // ",," is QEMU's escaped comma
@@ -147,7 +148,7 @@ func makeDisk(t *testing.T, dir string, parts ...partition) string {
 			args = append(args, "-A", fmt.Sprintf("%d:set:2", n))
 		}
 	}
-	run(t, nil, "sgdisk", append(args, disk)...)
+	tooltest.Run(t, nil, "sgdisk", append(args, disk)...)
 	f, err := os.OpenFile(disk, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -159,16 +160,16 @@ func makeDisk(t *testing.T, dir string, parts ...partition) string {
 		}
 		img := filepath.Join(dir, "part.img")
 		os.Remove(img)
-		run(t, nil, "mkfs.vfat", "-C", img, fmt.Sprint(p.mib<<10))
+		tooltest.Run(t, nil, "mkfs.vfat", "-C", img, fmt.Sprint(p.mib<<10))
 		for _, name := range slices.Sorted(maps.Keys(p.files)) {
 			local := filepath.Join(dir, "file")
 			if err := os.WriteFile(local, p.files[name], 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if d := filepath.Dir(name); d != "/" {
-				run(t, nil, "mmd", "-D", "s", "-i", img, "::"+d) // -D s: skip if it exists
+				tooltest.Run(t, nil, "mmd", "-D", "s", "-i", img, "::"+d) // -D s: skip if it exists
 			}
-			run(t, nil, "mcopy", "-i", img, local, "::"+name)
+			tooltest.Run(t, nil, "mcopy", "-i", img, local, "::"+name)
 		}
 		b, err := os.ReadFile(img)
 		if err != nil {
@@ -194,9 +195,9 @@ func readPart(t *testing.T, disk string, parts []partition, i int, name string) 
 	if err := os.WriteFile(img, b[offset(parts, i):offset(parts, i+1)], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, nil, "fsck.vfat", "-n", img)
+	tooltest.Run(t, nil, "fsck.vfat", "-n", img)
 	out := filepath.Join(dir, "out")
-	run(t, nil, "mcopy", "-i", img, "::"+name, out)
+	tooltest.Run(t, nil, "mcopy", "-i", img, "::"+name, out)
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -232,9 +233,9 @@ func TestProbeUBootCounterInFAT(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: boots U-Boot in QEMU")
 	}
-	needTool(t, "qemu-system-aarch64")
+	tooltest.Need(t, "qemu-system-aarch64")
 	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd", "fsck.vfat"} {
-		needTool(t, tool)
+		tooltest.Need(t, tool)
 	}
 	if _, err := os.Stat(uBootQEMUArm64); err != nil {
 		t.Skipf("%s: not installed (u-boot-qemu)", uBootQEMUArm64)
@@ -311,9 +312,9 @@ func TestProbeDistroBootScan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: boots U-Boot in QEMU")
 	}
-	needTool(t, "qemu-system-aarch64")
+	tooltest.Need(t, "qemu-system-aarch64")
 	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd"} {
-		needTool(t, tool)
+		tooltest.Need(t, tool)
 	}
 	if _, err := os.Stat(uBootQEMUArm64); err != nil {
 		t.Skipf("%s: not installed (u-boot-qemu)", uBootQEMUArm64)
@@ -380,9 +381,9 @@ func TestProbeBootiDebianKernel(t *testing.T) {
 	if kernelPath == "" {
 		t.Skipf("%s: not set (the vmlinuz of a Debian linux-image-*-arm64)", KernelEnv)
 	}
-	needTool(t, "qemu-system-aarch64")
+	tooltest.Need(t, "qemu-system-aarch64")
 	for _, tool := range []string{"sgdisk", "mkfs.vfat", "mcopy", "mmd", "fsck.vfat", "cpio"} {
-		needTool(t, tool)
+		tooltest.Need(t, tool)
 	}
 	if _, err := os.Stat(uBootQEMUArm64); err != nil {
 		t.Skipf("%s: not installed (u-boot-qemu)", uBootQEMUArm64)

@@ -3,36 +3,14 @@ package script_test
 import (
 	"bytes"
 	"fmt"
+	"keel/bootloader/uboot/internal/tooltest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"keel/bootloader/uboot/script"
 )
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s: not installed", name)
-	}
-	return p
-}
-
-func run(t *testing.T, env []string, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(needTool(t, name), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", cmd, err, stderr.Bytes())
-	}
-	return out
-}
 
 // mkimage runs the real tool with SOURCE_DATE_EPOCH set.
 func mkimage(t *testing.T, src []byte, name, arch string, mtime int64) []byte {
@@ -42,7 +20,7 @@ func mkimage(t *testing.T, src []byte, name, arch string, mtime int64) []byte {
 	if err := os.WriteFile(in, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", mtime)}, "mkimage",
+	tooltest.Run(t, []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", mtime)}, "mkimage",
 		"-A", arch, "-O", "linux", "-T", "script", "-C", "none", "-n", name, "-d", in, out)
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -104,7 +82,7 @@ func TestDumpimage(t *testing.T) {
 	if err := os.WriteFile(f, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := string(run(t, nil, "dumpimage", "-l", f))
+	out := string(tooltest.Run(t, nil, "dumpimage", "-l", f))
 	for _, want := range []string{
 		"Image Name:   keel boot",
 		"Image Type:   AArch64 Linux Script (uncompressed)",
@@ -118,7 +96,7 @@ func TestDumpimage(t *testing.T) {
 	// dumpimage -p 0 extracts the whole data of a legacy image: the length
 	// list (this script's length, then 0) and the script.
 	x := filepath.Join(t.TempDir(), "boot.cmd")
-	run(t, nil, "dumpimage", "-T", "script", "-p", "0", "-o", x, f)
+	tooltest.Run(t, nil, "dumpimage", "-T", "script", "-p", "0", "-o", x, f)
 	want := append([]byte{0, 0, 0, byte(len(src)), 0, 0, 0, 0}, src...)
 	if got, err := os.ReadFile(x); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("dumpimage -p 0: %q (%v), want %q", got, err, want)

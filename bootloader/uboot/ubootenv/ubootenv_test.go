@@ -6,40 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"keel/bootloader/uboot/internal/tooltest"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"keel/bootloader/uboot/ubootenv"
 )
-
-// needTool skips when a real U-Boot tool is absent. mkenvimage comes with
-// u-boot-tools; fw_printenv and fw_setenv, on Debian, with libubootenv-tool
-// (libubootenv, which reads and writes the same format as fw_env.c).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s: not installed", name)
-	}
-	return p
-}
-
-func run(t *testing.T, env []string, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(needTool(t, name), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", cmd, err, stderr.Bytes())
-	}
-	return out
-}
 
 // mkenvimage runs the real tool on text (its input format: name=value lines).
 func mkenvimage(t *testing.T, text string, size int, redundant bool, pad byte) []byte {
@@ -53,7 +28,7 @@ func mkenvimage(t *testing.T, text string, size int, redundant bool, pad byte) [
 	if redundant {
 		args = append(args, "-r")
 	}
-	run(t, nil, "mkenvimage", append(args, in)...)
+	tooltest.Run(t, nil, "mkenvimage", append(args, in)...)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +152,7 @@ func fwConfig(t *testing.T, file string, size int, redundant bool) string {
 func fwPrintenv(t *testing.T, cfg string) map[string]string {
 	t.Helper()
 	vars := map[string]string{}
-	for _, line := range strings.Split(string(run(t, nil, "fw_printenv", "-c", cfg)), "\n") {
+	for _, line := range strings.Split(string(tooltest.Run(t, nil, "fw_printenv", "-c", cfg)), "\n") {
 		if name, value, ok := strings.Cut(line, "="); ok {
 			vars[name] = value
 		}
@@ -246,7 +221,7 @@ func TestFwSetenvRedundant(t *testing.T) {
 				want["BOOT_a_LEFT"] = value
 				index, flags = 1-index, flags+1
 				if step < 2 {
-					run(t, nil, "fw_setenv", "-c", cfg, "BOOT_a_LEFT", value)
+					tooltest.Run(t, nil, "fw_setenv", "-c", cfg, "BOOT_a_LEFT", value)
 				} else {
 					b, err := os.ReadFile(file)
 					if err != nil {
