@@ -137,6 +137,12 @@ func testABUpdate(t *testing.T, l abLoader, built *abFixture) {
 	f := &abFixture{}
 	*f = *built
 	f.t, f.dir = t, t.TempDir()
+	// Each run attaches its own copies of the bundles: QEMU locks a disk
+	// for writing, and runs sharing one build go in parallel.
+	f.bundles = nil
+	for i, b := range built.bundles {
+		f.bundles = append(f.bundles, copyDisk(t, b, filepath.Join(f.dir, fmt.Sprintf("bundle%d.disk", i))))
+	}
 	f.firmware = func(c *qemu.Config) { c.BIOS, c.Arch = l.bios, l.arch }
 
 	disk := copyDisk(t, f.disk["1.0.0"], filepath.Join(f.dir, "device.img"))
