@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"keel/bootloader/internal/tooltest"
+	"keel/image/qemu"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -70,12 +70,14 @@ func TestBootSeaBIOS(t *testing.T) {
 		t.Skip("boots QEMU; skipped with -short")
 	}
 	files := grubFiles(t)
-	qemu := needTool(t, "qemu-system-x86_64", "qemu-system-x86")
-	sgdisk := needTool(t, "sgdisk", "gdisk")
-	mkfs := needTool(t, "mkfs.vfat", "dosfstools")
-	mcopy := needTool(t, "mcopy", "mtools")
-	mmd := needTool(t, "mmd", "mtools")
-	mtype := needTool(t, "mtype", "mtools")
+	if err := qemu.Available(); err != nil {
+		t.Skipf("QEMU: %v", err)
+	}
+	sgdisk := tooltest.Need(t, "sgdisk")
+	mkfs := tooltest.Need(t, "mkfs.vfat")
+	mcopy := tooltest.Need(t, "mcopy")
+	mmd := tooltest.Need(t, "mmd")
+	mtype := tooltest.Need(t, "mtype")
 
 	core, err := CoreImage(files, keelModules, "(,gpt2)/grub", []byte(embeddedCfg))
 	if err != nil {
@@ -103,20 +105,20 @@ func TestBootSeaBIOS(t *testing.T) {
 			if err := os.Truncate(disk, diskSectors*512); err != nil {
 				t.Fatal(err)
 			}
-			run(t, sgdisk, "-o",
+			tooltest.Run(t, nil, sgdisk, "-o",
 				"-n", fmt.Sprintf("1:%d:%d", biosBootStart, biosBootStart+biosBootLen-1), "-t", "1:EF02", "-c", "1:BIOS boot",
 				"-n", fmt.Sprintf("2:%d:%d", fatStart, fatStart+fatLen-1), "-t", "2:EF00", "-c", "2:boot",
 				disk)
 
 			fat := filepath.Join(dir, "fat.img")
-			run(t, mkfs, "-i", fatVolumeID, "-n", "KEELBOOT", "-C", fat, fmt.Sprint(fatLen/2))
+			tooltest.Run(t, nil, mkfs, "-i", fatVolumeID, "-n", "KEELBOOT", "-C", fat, fmt.Sprint(fatLen/2))
 			for name, data := range map[string][]byte{"grub.cfg": []byte(grubCfg), "grubenv": grubenv("keel_tries=2\n")} {
 				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
-			run(t, mmd, "-i", fat, "::/grub")
-			run(t, mcopy, "-i", fat, filepath.Join(dir, "grub.cfg"), filepath.Join(dir, "grubenv"), "::/grub/")
+			tooltest.Run(t, nil, mmd, "-i", fat, "::/grub")
+			tooltest.Run(t, nil, mcopy, "-i", fat, filepath.Join(dir, "grub.cfg"), filepath.Join(dir, "grubenv"), "::/grub/")
 			fatData, err := os.ReadFile(fat)
 			if err != nil {
 				t.Fatal(err)
@@ -143,11 +145,11 @@ func TestBootSeaBIOS(t *testing.T) {
 			}
 
 			// The GPT (and its protective MBR) survive Embed.
-			if out := run(t, sgdisk, "-v", disk); !bytes.Contains(out, []byte("No problems found")) {
+			if out := tooltest.Run(t, nil, sgdisk, "-v", disk); !bytes.Contains(out, []byte("No problems found")) {
 				t.Fatalf("sgdisk -v after Embed:\n%s", out)
 			}
 
-			out := bootQEMU(t, qemu, disk, tc.drive)
+			out := bootQEMU(t, disk, tc.drive)
 			const want = "KEEL-GRUB-OK tries=1 embedded=yes found=hd0,gpt2 disk=hd0"
 			if !strings.Contains(out, want) {
 				t.Fatalf("serial console has no %q:\n%s", want, out)
@@ -159,7 +161,7 @@ func TestBootSeaBIOS(t *testing.T) {
 			}
 			t.Logf("serial console:\n%s", out)
 
-			env := run(t, mtype, "-i", disk+fmt.Sprintf("@@%d", fatStart*512), "::/grub/grubenv")
+			env := tooltest.Run(t, nil, mtype, "-i", disk+fmt.Sprintf("@@%d", fatStart*512), "::/grub/grubenv")
 			if !bytes.Contains(env, []byte("\nkeel_tries=1\n")) || len(env) != 1024 {
 				t.Errorf("grubenv on the disk after boot (%d bytes):\n%s", len(env), env)
 			}
@@ -167,48 +169,26 @@ func TestBootSeaBIOS(t *testing.T) {
 	}
 }
 
-// bootQEMU boots disk and returns the serial console once QEMU has
-// powered off (GRUB's halt). It fails the test when GRUB does not print
-// its marker in time or the machine does not power off after it.
-func bootQEMU(t *testing.T, qemu, disk, drive string) string {
+// bootQEMU boots disk by SeaBIOS (image/qemu with BIOS set; the drive on
+// drive's interface, ide or virtio) and returns the serial console once
+// QEMU has powered off (GRUB's halt). It fails the test when the machine
+// does not power off in time.
+func bootQEMU(t *testing.T, disk, drive string) string {
 	t.Helper()
-	// Generous: TCG on a loaded 2-core machine. A boot takes seconds.
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, qemu,
-		"-machine", "q35", "-accel", "tcg", "-m", "256",
-		"-display", "none", "-serial", "stdio", "-monitor", "none",
-		"-no-reboot", "-nic", "none",
-		"-drive", "if="+drive+",format=raw,file="+disk)
-	var console lockedBuffer
-	cmd.Stdout = &console
-	cmd.Stderr = &console
 	start := time.Now()
-	err := cmd.Run()
-	out := console.String()
-	t.Logf("QEMU (%s disk) ran %.1fs", drive, time.Since(start).Seconds())
-	if ctx.Err() != nil {
-		t.Fatalf("QEMU did not power off within 4 minutes; serial console:\n%s", out)
-	}
+	// Generous: TCG on a loaded 2-core machine. A boot takes seconds.
+	vm, err := qemu.Start(context.Background(), qemu.Config{
+		BIOS: true, Accel: "tcg", MemoryMiB: 256, Timeout: 4 * time.Minute,
+		ExtraArgs: []string{"-drive", "if=" + drive + ",format=raw,file=" + disk},
+	})
 	if err != nil {
-		t.Fatalf("QEMU: %v\n%s", err, out)
+		t.Fatal(err)
+	}
+	err = vm.Wait()
+	out := vm.Log()
+	t.Logf("QEMU (%s disk) ran %.1fs", drive, time.Since(start).Seconds())
+	if err != nil {
+		t.Fatalf("QEMU: %v; serial console:\n%s", err, out)
 	}
 	return out
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"testing"
 	"testing/fstest"
 )
@@ -61,27 +60,6 @@ func grubMapFS(t testing.TB) fstest.MapFS {
 		t.Fatal(err)
 	}
 	return m
-}
-
-func needTool(t testing.TB, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		t.Skipf("%s: not installed (package %s)", tool, pkg)
-	}
-	return p
-}
-
-func run(t testing.TB, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %q: %v\nstdout: %s\nstderr: %s", name, args, err, out, stderr.Bytes())
-	}
-	return out
 }
 
 // testSection describes a section for makeELF.

@@ -3,6 +3,7 @@ package pcimage
 import (
 	"bytes"
 	"encoding/binary"
+	"keel/bootloader/internal/tooltest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,7 +21,7 @@ import (
 // payload (kernel at 0x9000, module area, config, prefix) byte for byte.
 func TestMatchesGrubMkimage(t *testing.T) {
 	files := grubFiles(t)
-	mkimage := needTool(t, "grub-mkimage", "grub-common")
+	mkimage := tooltest.Need(t, "grub-mkimage")
 	decomp, err := os.ReadFile(filepath.Join(grubDir, decompName))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestMatchesGrubMkimage(t *testing.T) {
 				}
 				args = append(args, "-c", cfg)
 			}
-			run(t, mkimage, append(args, tc.modules...)...)
+			tooltest.Run(t, nil, mkimage, append(args, tc.modules...)...)
 			want, err := os.ReadFile(filepath.Join(dir, "core.img"))
 			if err != nil {
 				t.Fatal(err)

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
-	"keel/bootloader/uboot/internal/tooltest"
+	"keel/bootloader/internal/tooltest"
 	"maps"
 	"os"
 	"os/exec"

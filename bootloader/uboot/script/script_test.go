@@ -3,7 +3,7 @@ package script_test
 import (
 	"bytes"
 	"fmt"
-	"keel/bootloader/uboot/internal/tooltest"
+	"keel/bootloader/internal/tooltest"
 	"os"
 	"path/filepath"
 	"strings"

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"keel/bootloader/uboot/internal/tooltest"
+	"keel/bootloader/internal/tooltest"
 	"maps"
 	"os"
 	"path/filepath"

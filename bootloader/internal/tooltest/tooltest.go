@@ -1,8 +1,7 @@
-// Package tooltest runs the real U-Boot tools the uboot packages' tests
-// check their output with: mkimage and dumpimage and mkenvimage from
-// u-boot-tools; fw_printenv and fw_setenv, on Debian, from
-// libubootenv-tool (libubootenv, which reads and writes the same format as
-// fw_env.c).
+// Package tooltest runs the real tools the boot loaders' tests check
+// their output with (mkimage, mkenvimage, fw_printenv, grub-mkimage,
+// sgdisk, mtools...): .ci/run installs them; a test without one skips,
+// naming it.
 package tooltest
 
 import (
@@ -17,13 +16,13 @@ func Need(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s: not installed", name)
+		t.Skipf("%s: not installed (.ci/run installs it)", name)
 	}
 	return p
 }
 
-// Run runs the tool with env added to the environment and returns its
-// standard output, failing the test on an error.
+// Run runs the tool (a name or a path) with env added to the environment
+// and returns its standard output, failing the test on an error.
 func Run(t testing.TB, env []string, name string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command(Need(t, name), args...)
