@@ -119,6 +119,8 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	}
 	seed := []byte("keel\x00" + p.Name)
 	sizes := disk.Sizes{Total: int64(p.Disk.Size), ESP: int64(p.Disk.ESP), Slot: int64(p.Disk.Slot), Data: int64(p.Disk.Data), Arch: p.Arch}
+	// Sizes that cannot fit fail here, before any download; the layout
+	// itself is planned once the loader says whether it boots by BIOS.
 	if _, err := disk.Plan(sizes, seed); err != nil {
 		return nil, p.Errorf("disk", "%v", err)
 	}
