@@ -248,7 +248,7 @@ func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, f fo
 	if f == format.Raw {
 		fmt.Fprintf(w, "disk %s; boot it with: keel run %s\n", profiles.Size(r.Layout.Size), shellQuote(r.Output))
 	} else {
-		fmt.Fprintf(w, "disk %s, written as %s (keel run and keel inspect take raw images: build with --format raw)\n", profiles.Size(r.Layout.Size), f)
+		fmt.Fprintf(w, "disk %s, written as %s; boot it with: keel run %s (keel inspect takes raw images only)\n", profiles.Size(r.Layout.Size), f, shellQuote(r.Output))
 	}
 	if r.Bundle != "" {
 		fmt.Fprintf(w, "update bundle %s, build id %s\n", r.Bundle, r.BuildID)

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +46,11 @@ gets a private copy of its variable store (--vars keeps one across runs, as
 a real machine would). The VM stops when
 the guest powers off, when --timeout runs out, or on Ctrl-A X.
 
+Formats: DISK is a raw image, or a qcow2, vmdk or vhdx one as keel build
+--format writes (told by its header; read with qemu-img, from qemu-utils,
+which must find no backing file). QEMU boots it as it is; the guest's
+writes go into it.
+
 Acceleration: TCG by default. KVM is used only with --accel kvm, or with
 --accel auto when a short probe boot proves it works (on some machines
 /dev/kvm exists but fails inside the firmware). KEEL_ACCEL=tcg|kvm|auto sets
@@ -67,6 +77,7 @@ Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf), for
 aarch64 images qemu-system-arm and qemu-efi-aarch64.`,
 		Example: `  keel run out/busybox.img
   keel run --timeout 60s --vars vars.fd out/busybox.img
+  keel run out/busybox.qcow2                         # a keel build --format qcow2 image
   keel run --forward 2222:22 server.img     # then: ssh -p 2222 keel@127.0.0.1
   keel run --secure-boot setup --vars sb.fd my.img   # enrolls my.img's keys, then enforces them
   keel run --bios grub.img                           # a boot.loader grub image, by BIOS
@@ -77,15 +88,21 @@ aarch64 images qemu-system-arm and qemu-efi-aarch64.`,
 			if _, err := os.Stat(args[0]); err != nil {
 				return usageError{err}
 			}
-			if ft, err := detectFormat(args[0]); err == nil && ft != format.Raw {
-				return usagef("%s is a %s image; keel run boots raw images (build with --format raw)", args[0], ft)
+			ft, err := detectFormat(args[0])
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			arch, err := runArch(o.arch, args[0])
+			if ft != format.Raw {
+				if _, err := imageInfo(cmd.Context(), args[0], ft); err != nil {
+					return err
+				}
+			}
+			arch, err := runArch(cmd.Context(), o.arch, args[0], ft)
 			if err != nil {
 				return err
 			}
 			cfg := qemu.Config{
-				Arch: arch, Disk: args[0], ExtraDisks: o.disks, MemoryMiB: o.memory, Accel: o.accel,
+				Arch: arch, Disk: args[0], DiskFormat: ft.String(), ExtraDisks: o.disks, MemoryMiB: o.memory, Accel: o.accel,
 				Timeout: o.timeout, VarsCopy: o.vars, Console: os.Stdout,
 				Network: o.net || len(o.forward) > 0,
 			}
@@ -142,10 +159,11 @@ aarch64 images qemu-system-arm and qemu-efi-aarch64.`,
 	return cmd
 }
 
-// runArch is the guest architecture for disk: flag if set, else the one
-// its root-a partition's type names. A disk that is not a keel disk (no
-// GPT, no root-a, another type) boots as x86_64.
-func runArch(flag, name string) (string, error) {
+// runArch is the guest architecture for the disk image name, of format
+// ft: flag if set, else the one its root-a partition's type names. A disk
+// that is not a keel disk (no GPT, no root-a, another type) boots as
+// x86_64.
+func runArch(ctx context.Context, flag, name string, ft format.Format) (string, error) {
 	switch flag {
 	case "x86_64", "aarch64":
 		return flag, nil
@@ -153,12 +171,102 @@ func runArch(flag, name string) (string, error) {
 	default:
 		return "", usagef("--arch %q: want x86_64 or aarch64", flag)
 	}
-	if t, err := gpt.ReadFile(name); err == nil {
+	var t *gpt.Table
+	if ft == format.Raw {
+		t, _ = gpt.ReadFile(name)
+	} else {
+		b, size, err := readHead(ctx, name, ft)
+		if err != nil {
+			return "", err
+		}
+		// The backup GPT at the end is not in b: the primary, which
+		// the firmware reads first, is what tells.
+		t, _ = gpt.Read(bytes.NewReader(b), size)
+	}
+	if t != nil {
 		if p, ok := t.Find(disk.LabelRootA); ok && disk.RootArch(p.Type) != "" {
 			return disk.RootArch(p.Type), nil
 		}
 	}
 	return "x86_64", nil
+}
+
+// headSize is how much of a qcow2, vmdk or vhdx disk readHead reads: the
+// primary GPT (34 sectors) with room to spare.
+const headSize = 1 << 20
+
+// readHead reads the first headSize bytes of the virtual disk inside the
+// image name, of format ft (not raw), and its virtual size. keel has no
+// reader of these formats, so QEMU's own does it: qemu-img dd.
+func readHead(ctx context.Context, name string, ft format.Format) ([]byte, int64, error) {
+	size, err := imageInfo(ctx, name, ft)
+	if err != nil {
+		return nil, 0, err
+	}
+	// qemu-img dd writes a file only, not a pipe.
+	dir, err := os.MkdirTemp("", "keel-run-")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(dir)
+	head := filepath.Join(dir, "head")
+	count := min(headSize, size) / gpt.SectorSize
+	dd := exec.CommandContext(ctx, "qemu-img", "dd", "-f", ft.String(), "-O", "raw", "bs="+strconv.Itoa(gpt.SectorSize),
+		"count="+strconv.FormatInt(count, 10), "if="+qemuImgPath(name), "of="+head)
+	if b, err := dd.CombinedOutput(); err != nil {
+		return nil, 0, fmt.Errorf("qemu-img dd %s: %w\n%s", name, err, b)
+	}
+	b, err := os.ReadFile(head)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, size, nil
+}
+
+// imageInfo is the virtual size of the image name, of format ft (not
+// raw), from qemu-img info, which QEMU's packages recommend. An image
+// that names a backing file is refused: keel build writes none, and
+// keel run tells the format from the file's header, so a raw disk whose
+// guest wrote a qcow2 header into it would otherwise hand that guest
+// whatever host file it named.
+func imageInfo(ctx context.Context, name string, ft format.Format) (int64, error) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		return 0, usagef("%s is a %s image: keel run reads it with qemu-img first, which is not installed "+
+			"(apt-get install qemu-utils)", name, ft)
+	}
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "-f", ft.String(), "--output", "json", qemuImgPath(name)).Output()
+	if err != nil {
+		return 0, fmt.Errorf("qemu-img info %s: %w%s", name, err, stderrOf(err))
+	}
+	var info struct {
+		VirtualSize int64  `json:"virtual-size"`
+		Backing     string `json:"backing-filename"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return 0, fmt.Errorf("qemu-img info %s: %w", name, err)
+	}
+	if info.Backing != "" {
+		return 0, fmt.Errorf("%s is a %s image over the backing file %s: keel run boots self-contained images only", name, ft, info.Backing)
+	}
+	return info.VirtualSize, nil
+}
+
+// qemuImgPath is name as qemu-img takes it: absolute, as it reads
+// "proto:..." in a name as a protocol.
+func qemuImgPath(name string) string {
+	if abs, err := filepath.Abs(name); err == nil {
+		return abs
+	}
+	return name
+}
+
+// stderrOf is what a failed command said on stderr, after a newline.
+func stderrOf(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return "\n" + strings.TrimSpace(string(ee.Stderr))
+	}
+	return ""
 }
 
 // detectFormat is the disk image format of the file name.

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"cmp"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,11 +66,10 @@ func args(cfg *Config, accel, code, vars string) []string {
 	if cfg.SecureBoot && !cfg.BIOS {
 		a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
-	disks := cfg.ExtraDisks
 	if cfg.Disk != "" {
-		disks = append([]string{cfg.Disk}, disks...)
+		a = append(a, "-drive", "if=virtio,format="+cmp.Or(cfg.DiskFormat, "raw")+",file="+optValue(cfg.Disk))
 	}
-	for _, d := range disks {
+	for _, d := range cfg.ExtraDisks {
 		a = append(a, "-drive", "if=virtio,format=raw,file="+optValue(d))
 	}
 	// Sorted, so the same Config gives the same command line.
@@ -87,6 +87,10 @@ func args(cfg *Config, accel, code, vars string) []string {
 	}
 	return append(a, cfg.ExtraArgs...)
 }
+
+// diskFormats are the values Config.DiskFormat takes: the formats keel
+// build writes.
+var diskFormats = []string{"raw", "qcow2", "vmdk", "vhdx"}
 
 // optValue escapes a value inside a QEMU option list, where a comma
 // separates options and ",," stands for a literal comma.

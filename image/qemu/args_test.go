@@ -49,6 +49,17 @@ func TestArgs(t *testing.T) {
 			want: []string{"file=a.img", "file=b.img", "file=c,,d.img"},
 		},
 		{
+			name:  "a qcow2 boot disk, raw extra disks",
+			cfg:   Config{Disk: "a.qcow2", DiskFormat: "qcow2", ExtraDisks: []string{"b.img"}},
+			want:  []string{"-drive if=virtio,format=qcow2,file=a.qcow2", "-drive if=virtio,format=raw,file=b.img"},
+			avoid: []string{"format=raw,file=a.qcow2", "format=qcow2,file=b.img"},
+		},
+		{
+			name: "vmdk and vhdx boot disks",
+			cfg:  Config{Disk: "a.vmdk", DiskFormat: "vmdk", ExtraDisks: []string{"b.vhdx"}},
+			want: []string{"-drive if=virtio,format=vmdk,file=a.vmdk", "-drive if=virtio,format=raw,file=b.vhdx"},
+		},
+		{
 			name: "fw_cfg sorted, opt/ added once",
 			cfg:  Config{FwCfg: map[string]string{"z.keel/x": "/x", "opt/a.keel/y": "/y"}},
 			want: []string{"-fw_cfg name=opt/a.keel/y,file=/y", "-fw_cfg name=opt/z.keel/x,file=/x"},

@@ -79,9 +79,15 @@ type Config struct {
 	// q35 with OVMF) or "aarch64" (virt with AAVMF, always TCG on a host
 	// of another architecture).
 	Arch string
-	// Disk is the raw disk image to boot, the first virtio disk. Empty
+	// Disk is the disk image to boot, the first virtio disk. Empty
 	// means no disk: the firmware boots into its shell.
 	Disk string
+	// DiskFormat is Disk's image format as QEMU names it: "raw" (the
+	// default when empty), "qcow2", "vmdk" or "vhdx", the formats keel
+	// build writes. It is never guessed from the file: QEMU's probe would
+	// let a guest that writes a qcow2 header into its raw disk name a
+	// host file as its backing file at the next boot.
+	DiskFormat string
 	// ExtraDisks are further raw images, attached as virtio disks after
 	// Disk, in order.
 	ExtraDisks []string

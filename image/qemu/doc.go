@@ -6,7 +6,8 @@
 // these machines: q35, -cpu max, no display, no network, no monitor,
 // -no-reboot (so a guest that reboots or powers off makes QEMU exit), the
 // OVMF code read-only and a private copy of the OVMF variables as pflash,
-// and the disks as raw virtio drives. The serial console is QEMU's stdout:
+// and the disks as virtio drives (raw, but for a boot disk of another
+// format, Config.DiskFormat). The serial console is QEMU's stdout:
 // every byte is copied to Config.Console as it arrives and split into lines
 // that Expect waits on.
 //

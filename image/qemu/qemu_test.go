@@ -218,6 +218,7 @@ func TestStartErrors(t *testing.T) {
 		{"missing disk", Config{Accel: "tcg", Disk: "/nonexistent/disk.img"}, "no such file"},
 		{"bad accel", Config{Accel: "whpx"}, "unknown accelerator"},
 		{"missing firmware", Config{Accel: "tcg", OVMFCode: "/nonexistent/OVMF_CODE.fd"}, "not installed"},
+		{"unknown disk format", Config{Accel: "tcg", DiskFormat: "vdi"}, `disk image format "vdi": want raw, qcow2, vmdk, vhdx`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

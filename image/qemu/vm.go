@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +55,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	bin, err := exec.LookPath(m.binary)
 	if err != nil {
 		return nil, fmt.Errorf("%s %w: apt-get install %s", m.binary, ErrNotInstalled, m.install)
+	}
+	if !slices.Contains(diskFormats, cmp.Or(cfg.DiskFormat, "raw")) {
+		return nil, fmt.Errorf("disk image format %q: want %s", cfg.DiskFormat, strings.Join(diskFormats, ", "))
 	}
 	var code, varsTemplate string
 	if !cfg.BIOS {
