@@ -17,6 +17,7 @@ type bootParams struct {
 	Init     string        // init=; "" means /sbin/init
 	RootWait time.Duration // keel.rootwait=<seconds>; 0 means defaultRootWait
 	NoData   bool          // keel.data=none: /var is a tmpfs, by request
+	NoGrow   bool          // keel.grow=no: the data partition keeps its size on a larger disk
 	// RootHash (roothash=, hex) mounts the root through dm-verity, its
 	// hash tree at byte VerityOffset of the partition (keel.verity=).
 	RootHash     []byte
@@ -107,6 +108,15 @@ func parseCmdline(line string) (bootParams, error) {
 			} else {
 				p.NoData = false
 				p.Data, err = parseDevSpec(v)
+			}
+		case "keel.grow":
+			switch v {
+			case "yes":
+				p.NoGrow = false
+			case "no":
+				p.NoGrow = true
+			default:
+				err = fmt.Errorf("%q: want yes or no", v)
 			}
 		case "keel.slot":
 			if v != "a" && v != "b" {

@@ -53,6 +53,16 @@ func TestParseCmdline(t *testing.T) {
 			want: bootParams{Root: devSpec{"path", "/dev/vda2"}, NoData: true},
 		},
 		{
+			name: "no growing",
+			in:   "root=/dev/vda2 keel.grow=no",
+			want: bootParams{Root: devSpec{"path", "/dev/vda2"}, NoGrow: true},
+		},
+		{
+			name: "growing, the default, asked for",
+			in:   "keel.grow=no keel.grow=yes",
+			want: bootParams{},
+		},
+		{
 			name: "later wins",
 			in:   "keel.slot=a keel.slot=b",
 			want: bootParams{Slot: "b"},
@@ -95,6 +105,7 @@ func TestParseCmdlineErrors(t *testing.T) {
 		{"keel.rootwait=soon", "keel.rootwait"},
 		{"keel.rootwait=0", "keel.rootwait"},
 		{"keel.data=LABEL=data", "keel.data"},
+		{"keel.grow=0", `"0": want yes or no`},
 		{"roothash=abcd keel.verity=4096", "want 64 hex digits"},
 		{"roothash=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx keel.verity=4096", "roothash"},
 		{"roothash=abababababababababababababababababababababababababababababababab keel.verity=4097", "multiple of 4096"},

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"keel/cmd/keel-init/grow"
+	"keel/image/gpt"
 	"keel/rootfs/factory"
 	"keel/rootfs/machineid"
 )
@@ -222,6 +224,7 @@ func mountData(con *console, params bootParams, rootDisk string) (writable bool)
 	}
 	dev, err := waitForDevice(sysClassBlock, spec, rootDisk, dataWait)
 	if err == nil {
+		growPartition(con, params, dev)
 		err = unix.Mount("/dev/"+dev.Name, target, "ext4", unix.MS_NOSUID|unix.MS_NODEV, "")
 		if err != nil {
 			err = fmt.Errorf("mounting %s (ext4) on /var: %w", dev, err)
@@ -233,8 +236,44 @@ func mountData(con *console, params bootParams, rootDisk string) (writable bool)
 		return mountVarTmpfs(con, target)
 	}
 	con.logf("data: %s mounted on /var", dev)
+	if !params.NoGrow {
+		growFilesystem(con, dev, target)
+	}
 	return true
 }
+
+// growPartition extends the data partition to the end of a disk larger than
+// the image (see package grow). A failure costs the space, not the boot.
+func growPartition(con *console, params bootParams, dev blockDev) {
+	if params.NoGrow || !dev.Partition || dev.Disk == "" || dev.PartN == 0 {
+		return
+	}
+	from, to, err := grow.Partition("/dev/"+dev.Disk, dev.PartN, dev.Name)
+	switch {
+	case errors.Is(err, gpt.ErrNotLast):
+		// Another partition after data: the disk's owner laid it out.
+	case err != nil:
+		con.logf("WARNING: data partition not grown: %v", err)
+	case to != from:
+		con.logf("data: partition %s grown from %s to %s, to the end of the disk", dev.Name, mib(from), mib(to))
+	}
+}
+
+// growFilesystem grows the ext4 on dev, mounted at dir, to fill its
+// partition.
+func growFilesystem(con *console, dev blockDev, dir string) {
+	from, to, took, err := grow.Filesystem("/dev/"+dev.Name, dir, func(from, to int64) {
+		con.logf("data: growing ext4 on %s from %s to %s", dev.Name, mib(from), mib(to))
+	})
+	switch {
+	case err != nil:
+		con.logf("WARNING: data filesystem not grown: %v", err)
+	case to != from:
+		con.logf("data: ext4 on %s grown to %s in %v", dev.Name, mib(to), took.Round(time.Millisecond))
+	}
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func mountVarTmpfs(con *console, target string) bool {
 	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {

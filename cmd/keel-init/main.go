@@ -30,6 +30,8 @@
 //	keel.data=PARTUUID=<uuid> the data partition (or PARTLABEL=, /dev/<name>);
 //	                         default: the partition labelled "data", on the
 //	                         root's disk first; "none" for a tmpfs /var
+//	keel.grow=yes|no         grow the data partition and its ext4 to the end of
+//	                         a disk larger than the image (default yes)
 //	keel.rootwait=<seconds>  how long to wait for the root device (default 10)
 //	init=<path>              the rootfs's init (default /sbin/init)
 //

@@ -35,8 +35,9 @@
 // gdt_csum/uninit_bg (crc32c over every metadata structure; without them
 // nothing is checksummed, so every inode table must be zeroed), 64bit (not
 // needed below 16 TiB), flex_bg (each group keeps its own bitmaps and inode
-// table, as in ext3) and resize_inode (no reserved GDT blocks, so the
-// filesystem can only be grown offline, which an A/B image never needs).
+// table, as in ext3) and resize_inode (no reserved GDT blocks: the
+// kernel's online resize, which keel-init uses to grow /var into a larger
+// disk, switches the filesystem to meta_bg instead).
 // The kernel mounts this set read-write as ext4, uses extents for the files
 // it creates and turns growing directories into htrees.
 //
