@@ -1,33 +1,18 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"keel/image/disk"
+	"keel/image/disk/disktest"
 )
 
 // TestReadGPTGUIDs reads the partition GUIDs back from a GPT written the
 // way keel build writes it (Debian's 6.1 has no PARTUUID in uevent).
 func TestReadGPTGUIDs(t *testing.T) {
-	l, err := disk.Plan(disk.Sizes{ESP: 34 << 20, Slot: 1 << 20, Data: 8 << 20}, []byte("gpt test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(l.Size); err != nil {
-		t.Fatal(err)
-	}
-	if err := disk.WriteGPT(f, l); err != nil {
-		t.Fatal(err)
-	}
+	name, l := disktest.GPT(t, t.TempDir(), "disk", disk.Sizes{ESP: 34 << 20, Slot: 1 << 20, Data: 8 << 20}, "gpt test")
 	got, err := readGPTGUIDs(name)
 	if err != nil {
 		t.Fatal(err)

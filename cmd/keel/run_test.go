@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"keel/image/disk"
+	"keel/image/disk/disktest"
 	"keel/image/format"
 )
 
@@ -20,22 +21,7 @@ func TestRunArch(t *testing.T) {
 	}
 	dir := t.TempDir()
 	image := func(arch string) string {
-		l, err := disk.Plan(disk.Sizes{ESP: disk.MinESP, Slot: 1 << 20, Data: disk.MinData, Arch: arch}, []byte("run"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Join(dir, arch+".img")
-		f, err := os.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := f.Truncate(l.Size); err != nil {
-			t.Fatal(err)
-		}
-		if err := disk.WriteGPT(f, l); err != nil {
-			t.Fatal(err)
-		}
+		name, _ := disktest.GPT(t, dir, arch, disk.Sizes{ESP: disk.MinESP, Slot: 1 << 20, Data: disk.MinData, Arch: arch}, "run")
 		return name
 	}
 	// convert writes raw as f with keel build's converter.

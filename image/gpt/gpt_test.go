@@ -10,28 +10,14 @@ import (
 	"testing"
 
 	"keel/image/disk"
+	"keel/image/disk/disktest"
 	"keel/image/gpt"
 )
 
 // newDisk returns a disk image as keel build writes its GPT.
 func newDisk(t testing.TB) ([]byte, *disk.Layout) {
 	t.Helper()
-	l, err := disk.Plan(disk.Sizes{ESP: 34 << 20, Slot: 2 << 20, Data: 8 << 20}, []byte("gpt test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(l.Size); err != nil {
-		t.Fatal(err)
-	}
-	if err := disk.WriteGPT(f, l); err != nil {
-		t.Fatal(err)
-	}
+	name, l := disktest.GPT(t, t.TempDir(), "disk", disk.Sizes{ESP: 34 << 20, Slot: 2 << 20, Data: 8 << 20}, "gpt test")
 	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
