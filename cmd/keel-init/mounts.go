@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"keel/image/mountinfo"
 )
 
 // apiMount is a kernel API filesystem PID 1 provides.
@@ -69,47 +67,6 @@ func isMountpoint(dir string) bool {
 	return st.Dev != parent.Dev || st.Ino == parent.Ino // "/" is its own parent
 }
 
-// mountEntry is one line of /proc/self/mountinfo.
-type mountEntry struct {
-	Target, FSType, Source string
-}
-
-// parseMountinfo reads proc(5)'s mountinfo format, in mount order.
-func parseMountinfo(r io.Reader) ([]mountEntry, error) {
-	var ms []mountEntry
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		// 36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 2 {
-			return nil, fmt.Errorf("mountinfo: malformed line %q", sc.Text())
-		}
-		ms = append(ms, mountEntry{Target: unescapeOctal(f[4]), FSType: g[0], Source: unescapeOctal(g[1])})
-	}
-	return ms, sc.Err()
-}
-
-// unescapeOctal undoes the kernel's \ooo escaping of spaces, tabs,
-// newlines and backslashes in mountinfo paths.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // pseudoFS are filesystems with nothing to flush at shutdown.
 var pseudoFS = map[string]bool{
 	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "tmpfs": true,
@@ -122,7 +79,7 @@ var pseudoFS = map[string]bool{
 // toUnmount lists, deepest-last-mounted first, the mounts whose data must
 // reach the disk before power goes: everything but the root and the
 // pseudo filesystems. The root is a read-only squashfs.
-func toUnmount(ms []mountEntry) []string {
+func toUnmount(ms []mountinfo.Entry) []string {
 	var out []string
 	for i := len(ms) - 1; i >= 0; i-- {
 		if m := ms[i]; m.Target != "/" && !pseudoFS[m.FSType] {

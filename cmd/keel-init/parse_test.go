@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"keel/image/mountinfo"
 )
 
 func TestParseModuleList(t *testing.T) {
@@ -196,41 +198,17 @@ alsobroken:x::nobody-here
 	}
 }
 
-func TestParseMountinfo(t *testing.T) {
-	in := `22 1 0:21 / / ro,relatime - squashfs /dev/vda2 ro
-23 22 0:5 / /dev rw,nosuid - devtmpfs devtmpfs rw,size=4k
-24 22 0:22 / /proc rw - proc proc rw
-25 22 254:4 / /var rw,nosuid,nodev - ext4 /dev/vda4 rw
-26 25 254:1 / /var/my\040esp rw - vfat /dev/vda1 rw,dirsync
-27 22 0:23 / /tmp rw - tmpfs tmpfs rw
-`
-	ms, err := parseMountinfo(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) != 6 || ms[4] != (mountEntry{Target: "/var/my esp", FSType: "vfat", Source: "/dev/vda1"}) {
-		t.Fatalf("parsed %+v", ms)
+func TestToUnmount(t *testing.T) {
+	ms := []mountinfo.Entry{
+		{Target: "/", FSType: "squashfs", Source: "/dev/vda2"},
+		{Target: "/dev", FSType: "devtmpfs", Source: "devtmpfs"},
+		{Target: "/proc", FSType: "proc", Source: "proc"},
+		{Target: "/var", FSType: "ext4", Source: "/dev/vda4"},
+		{Target: "/var/my esp", FSType: "vfat", Source: "/dev/vda1"},
+		{Target: "/tmp", FSType: "tmpfs", Source: "tmpfs"},
 	}
 	if got, want := toUnmount(ms), []string{"/var/my esp", "/var"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("toUnmount = %q, want %q (nested first; not /, not pseudo filesystems)", got, want)
-	}
-	if _, err := parseMountinfo(strings.NewReader("garbage\n")); err == nil {
-		t.Error("malformed line accepted")
-	}
-}
-
-func TestUnescapeOctal(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:       "/plain",
-		`/a\040b`:      "/a b",
-		`/tab\011x`:    "/tab\tx",
-		`/back\134s`:   `/back\s`,
-		`/short\04`:    `/short\04`,
-		`/notoctal\9x`: `/notoctal\9x`,
-	} {
-		if got := unescapeOctal(in); got != want {
-			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

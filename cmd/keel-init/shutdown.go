@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"keel/image/mountinfo"
 )
 
 var rebootCmd = map[action]int{
@@ -67,7 +69,7 @@ func unmountAll(con *console) {
 		unmountOrRemount(con, "/var")
 		return
 	}
-	ms, err := parseMountinfo(f)
+	ms, err := mountinfo.Parse(f)
 	f.Close()
 	if err != nil {
 		con.logf("WARNING: %v; unmounting only /var", err)

@@ -93,6 +93,7 @@ automatic fallback.
 	root.AddCommand(
 		newBuildCmd(g),
 		newBundleCmd(),
+		newFlashCmd(),
 		newInspectCmd(),
 		newKeyCmd(),
 		newLockCmd(g),

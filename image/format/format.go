@@ -1,6 +1,7 @@
 // Package format converts keel's raw disk images into the image formats
 // hypervisors and clouds take: qcow2 (QEMU), vmdk (VMware, VirtualBox) and
-// vhdx (Hyper-V). It writes them itself, without qemu-img, and
+// vhdx (Hyper-V), and reads raw and qcow2 images back (read.go,
+// qcow2read.go: keel flash's sources). It writes them itself, without qemu-img, and
 // deterministically: the same raw bytes always give the same output bytes
 // (no timestamps; the identifiers the formats want are derived from the
 // content).
