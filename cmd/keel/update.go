@@ -23,7 +23,8 @@ func newUpdateCmd(g *globals) *cobra.Command {
 		Use:   "update DISK BUNDLE",
 		Short: "Install an update bundle into the inactive slot of a disk image",
 		Long: `Apply a signed update bundle to a keel disk image file, offline: the same
-install that keelctl runs on a device. The slot that is not the newest good
+install that keelctl runs on a device. DISK may also be a block device
+holding a keel disk that is not running (a card in a reader). The slot that is not the newest good
 entry's gets the bundle's root filesystem and its kernel and initrd (or
 unified kernel image), and a trial
 entry keel-<slot>+<tries>.conf with the next generation, so the next boot

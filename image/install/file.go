@@ -3,6 +3,8 @@ package install
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"time"
@@ -23,7 +25,8 @@ type DiskFile struct {
 	File *os.File
 }
 
-// OpenFile opens the disk image at name for updating. Nothing is booted,
+// OpenFile opens the disk image at name (a file, or a block device holding
+// a keel disk that is not running) for updating. Nothing is booted,
 // so the "booted" slot is the one the loader would boot: the newest good
 // entry's. Files written to the ESP get the time when (FAT keeps local
 // time; keel treats it as UTC; see FileTime).
@@ -48,12 +51,21 @@ func OpenFile(name string, when time.Time) (*DiskFile, error) {
 		f.Close()
 		return nil, err
 	}
+	size := fi.Size()
+	if fi.Mode()&fs.ModeDevice != 0 {
+		// A block device (a disk in a card reader, a loop device) has no
+		// size in its inode: its end is where a seek takes it.
+		if size, err = f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("size of %s: %w", name, err)
+		}
+	}
 	// A converted image has no GPT at its start: say what it is.
 	if ft, err := format.Detect(f); err == nil && ft != format.Raw {
 		f.Close()
 		return nil, Refuse(fmt.Errorf("%s: a %s image; an offline update writes raw images only (build with --format raw, or qemu-img convert -O raw)", name, ft))
 	}
-	t, err := OpenDisk(f, fi.Size(), when)
+	t, err := OpenDisk(f, size, when)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)

@@ -334,7 +334,11 @@ func (pl *plan) run(ctx context.Context, t Target, arts artifacts, index []byte,
 		return nil, err
 	}
 	w := &offsetWriter{w: t.Disk, off: part.Start, limit: part.Size}
-	if err := copyVerified(ctx, w, r, a, func(done int64) { progress(stage, done, a.Size) }); err != nil {
+	err = copyVerified(ctx, w, r, a, func(done int64) { progress(stage, done, a.Size) })
+	if werr := w.wait(); err == nil && werr != nil {
+		err = fmt.Errorf("sync disk: %w", werr)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("step 2: slot %s: %w", slot, err)
 	}
 	if s, ok := t.Disk.(interface{ Sync() error }); ok {
