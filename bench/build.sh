@@ -5,6 +5,16 @@
 #
 #   bench/build.sh            # busybox example + a few hundred MB of /usr
 #   BENCH_DIRS=/usr/share/doc bench/build.sh
+#   PARTS=cache bench/build.sh                # only the build cache's table
+#   PARTS=cache ROOTS="minimal 300M" bench/build.sh   # without the 3 GiB root
+#
+# The second part (PARTS=cache) times keel alone, on the built-in minimal
+# profile and on ~300 MiB and ~3 GiB roots (minimal plus dir sources: host
+# trees, and for 3 GiB /usr/share plus 2 GiB of random files made here):
+# a cold build (--no-build-cache, packages already in $KEEL_CACHE), a no-op
+# rebuild (nothing changed: the cached image), and a rebuild after one
+# source file changed, with peak RSS of each, and checks that each output
+# equals a build without the cache.
 #
 # Both pipelines start from their inputs already at hand: keel's cache is
 # warmed by one build first, and the C pipeline's kernel and busybox are
@@ -13,6 +23,8 @@
 # time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PARTS=${PARTS:-"compare cache"}
+ROOTS=${ROOTS:-"minimal 300M 3G"}
 
 KEEL=${KEEL:-bin/keel}
 LEVEL=${LEVEL:-3}
@@ -22,6 +34,9 @@ WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-build.XXXXXX")}
 trap 'rm -rf "$WORK"' EXIT
 [ -x "$KEEL" ] || make keel >/dev/null
 
+t() { /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >/dev/null; read -r w u s m <"$WORK/time"; echo "$w $(awk "BEGIN{printf \"%.2f\", $u+$s}") $((m / 1024))"; }
+
+compare_part() {
 # The C pipeline's inputs: the kernel linux-image-amd64 points at, and
 # busybox-static with a link per applet, unpacked once.
 in=$WORK/inputs; mkdir -p "$in/debs" "$in/kernel" "$in/busybox"
@@ -104,11 +119,11 @@ c_pipeline() {
 }
 
 keel_build() {
-  "$KEEL" build "$WORK/bench.yaml" -o "$WORK/keel.img" >/dev/null
+  # A build, not a copy of the cached image: that is the cache part's.
+  "$KEEL" build "$WORK/bench.yaml" --no-build-cache -o "$WORK/keel.img" >/dev/null
   sync -f "$WORK/keel.img"
 }
 
-t() { /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@"; read -r w u s m <"$WORK/time"; echo "$w $(awk "BEGIN{printf \"%.2f\", $u+$s}") $((m / 1024))"; }
 export -f c_pipeline keel_build
 export WORK KEEL KEEL_CACHE LEVEL kernel release moddir in
 
@@ -121,3 +136,67 @@ echo "|---|---:|---:|---:|"
 echo "| C tools (cp, mksquashfs, cpio+xz, mkfs.vfat+mcopy, mkfs.ext4, sgdisk, dd) | $cw | $cc | $cm |"
 echo "| keel build | $kw | $kc | $km |"
 echo "| **ratio keel / C** | **$(awk "BEGIN{printf \"%.2f\", $kw/$cw}")×** | $(awk "BEGIN{printf \"%.2f\", $kc/$cc}")× | |"
+}
+
+# The build cache: cold, no-op and one-file-change builds of one profile.
+# Prints one table row.
+cache_row() {
+  local label=$1 profile=$2 changed=$3 out=$WORK/cache.img ref=$WORK/cache-ref.img
+  local cw cc cm pw pc pm nw nc nm ow oc om same=yes
+  read -r cw cc cm < <(t "$KEEL" build "$profile" --no-build-cache -o "$ref")
+  read -r pw pc pm < <(t "$KEEL" build "$profile" -o "$out") # fills the cache
+  read -r nw nc nm < <(t "$KEEL" build "$profile" -o "$out")
+  cmp -s "$out" "$ref" || same=no
+  echo "changed $(date +%s%N)" >"$changed"
+  read -r ow oc om < <(t "$KEEL" build "$profile" -o "$out")
+  "$KEEL" build "$profile" --no-build-cache -o "$ref" >/dev/null
+  cmp -s "$out" "$ref" || same=no
+  local content
+  content=$("$KEEL" build "$profile" -o "$out" | awk '/root-a/ {for (i=1; i<=NF; i++) if ($i == "of") {print $(i+1), $(i+2); exit}}')
+  rm -f "$out" "$ref"
+  echo "| $label | ${content%,} | $cw | $cm | $nw | $nm | $ow | $(awk "BEGIN{printf \"%.2f\", $ow/$cw}")× | $om | $same |"
+}
+
+cache_part() {
+  local app=$WORK/app
+  mkdir -p "$app"
+  echo "changed 0" >"$app/app.conf"
+  mkcache_profile() { # name, then dir sources
+    local name=$1; shift
+    {
+      echo "include: [$(pwd)/profiles/builtin/minimal.yaml]"
+      echo "name: $name"
+      echo "sources:"
+      echo "  - {dir: $app, to: /srv/app}"
+      for d in "$@"; do echo "  - {dir: $d, to: /srv$d}"; done
+      [ "$name" = minimal-app ] || printf 'disk:\n  slot: 4GiB\n  squashfs: {compression: zstd, level: 3}\n'
+    } >"$WORK/$name.yaml"
+    echo "$WORK/$name.yaml"
+  }
+  "$KEEL" build minimal -o "$WORK/warm.img" >/dev/null # packages and index in the cache
+  rm -f "$WORK/warm.img"
+  echo "cores: $(nproc); load before: $(cut -d' ' -f1-3 /proc/loadavg); cold = --no-build-cache (packages cached)"
+  echo
+  echo "| root | content | cold s | cold MiB | no-op s | no-op MiB | one file changed s | / cold | one file MiB | identical to a cold build |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+  for r in $ROOTS; do
+    case $r in
+    minimal) cache_row minimal "$(mkcache_profile minimal-app)" "$app/app.conf" ;;
+    300M) cache_row "~300 MiB" "$(mkcache_profile r300 /usr/share/doc /usr/lib/gcc /usr/libexec)" "$app/app.conf" ;;
+    3G)
+      mkdir -p "$WORK/big"
+      for i in 1 2 3 4; do head -c 512M /dev/urandom >"$WORK/big/f$i"; done
+      cache_row "~3 GiB" "$(mkcache_profile r3g /usr/share "$WORK/big")" "$app/app.conf"
+      rm -rf "$WORK/big" ;;
+    esac
+  done
+}
+
+for part in $PARTS; do
+  case $part in
+  compare) compare_part ;;
+  cache) cache_part ;;
+  *) echo "unknown part $part" >&2; exit 2 ;;
+  esac
+  echo
+done

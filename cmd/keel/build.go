@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"keel/image/build"
+	"keel/image/build/buildcache"
 	"keel/image/bundle"
 	"keel/image/format"
 	"keel/profiles"
@@ -28,6 +29,7 @@ type buildOptions struct {
 	sb      sbFlags
 	format  string
 	size    string
+	noCache bool
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -150,11 +152,18 @@ systemd-boot enrolls on a machine in setup mode.
 				}
 				defer os.Remove(rawOut)
 			}
-			res, err := build.Build(ctx, p, build.Options{
+			bo := build.Options{
 				Output: rawOut, KeelInit: init, Keelctl: ctl, ApplyImage: images.apply,
 				Epoch: epoch, Workers: o.workers, Logger: g.logger(), Progress: stageProgress(),
 				SignKey: key, Debian: deb, SecureBoot: sb,
-			})
+			}
+			if !o.noCache {
+				if bo.Cache, bo.ToolID, err = openBuildCache(g); err != nil {
+					return err
+				}
+				defer bo.Cache.Close()
+			}
+			res, err := build.Build(ctx, p, bo)
 			if err != nil {
 				return err
 			}
@@ -173,6 +182,7 @@ systemd-boot enrolls on a machine in setup mode.
 	cmd.Flags().StringVar(&o.size, "size", "", "disk size, e.g. 20GiB (default: the profile's disk.size, or just big enough)")
 	cmd.Flags().StringVar(&o.layers.maxSize, "layer-max-size", "", "most bytes one OCI layer may expand to (default: 16GiB, and no more than 100 x its compressed size or 1GiB, whichever is more; setting it drops the ratio bound)")
 	cmd.Flags().Int64Var(&o.layers.maxEntries, "layer-max-entries", 0, "most entries one OCI layer may hold (default 1048576)")
+	cmd.Flags().BoolVar(&o.noCache, "no-build-cache", false, "build everything again: neither reuse nor keep an image in $KEEL_CACHE/build")
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "compressing goroutines (0: one per CPU)")
 	cmd.Flags().StringVar(&o.signKey, "sign-key", "", "private key file: also write the signed update bundle NAME-VERSION.keel")
 	cmd.Flags().StringArrayVar(&o.sshKeys, "ssh-key", nil, "public key file (or key line) to add to --ssh-user's authorized keys; repeatable")
@@ -203,7 +213,11 @@ func stageProgress() func(stage string, done, total int64) {
 
 func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, f format.Format, verbose bool) {
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "built %s: %s %s in %s\n", r.Output, p.Name, p.Version, r.Duration.Round(1e6))
+	cached := ""
+	if r.Cached {
+		cached = " (unchanged inputs: the cached image)"
+	}
+	fmt.Fprintf(w, "built %s: %s %s in %s%s\n", r.Output, p.Name, p.Version, r.Duration.Round(1e6), cached)
 	if r.Packages > 0 {
 		fmt.Fprintf(w, "  %d Debian packages from %s, %s downloaded", r.Packages, p.Debian.Suite, human(r.Downloaded))
 		if r.LockWritten != "" {
@@ -218,6 +232,9 @@ func printSummary(cmd *cobra.Command, p *profiles.Profile, r *build.Result, f fo
 				fmt.Fprintf(w, "  not applied: %s\n", warn)
 			}
 		}
+	}
+	if len(r.Reused) > 0 {
+		fmt.Fprintf(w, "  from the build cache: %s\n", strings.Join(r.Reused, ", "))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\tlabel\tstart\tsize\tcontent")
@@ -262,4 +279,23 @@ func shellQuote(s string) string {
 		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 	}
 	return s
+}
+
+// openBuildCache opens $KEEL_CACHE/build and identifies this keel by the
+// hash of its own binary, which holds its code and the keel-init and
+// keelctl it embeds: an entry made by any other keel never matches.
+func openBuildCache(g *globals) (*buildcache.Cache, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", fmt.Errorf("build cache: %w", err)
+	}
+	c, err := buildcache.Open(filepath.Join(cacheDir(), "build"), g.logger())
+	if err != nil {
+		return nil, "", err
+	}
+	sum, err := c.FileSum(exe)
+	if err != nil {
+		return nil, "", fmt.Errorf("build cache: hashing %s: %w", exe, err)
+	}
+	return c, version + " " + sum, nil
 }

@@ -29,6 +29,8 @@ func buildDir(t *testing.T) (dir string, write func(name string, b []byte) strin
 		}
 		return p
 	}
+	// Builds keep their images in the cache: this test's own.
+	t.Setenv("KEEL_CACHE", filepath.Join(dir, "cache"))
 	write("vmlinuz", []byte("not really a kernel"))
 	t.Setenv("KEEL_INIT", write("keel-init", fakeELF(elf.EM_X86_64, "not really")))
 	t.Setenv("KEEL_CTL", write("keelctl", fakeELF(elf.EM_X86_64, "not really either")))

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"keel/bootloader"
+	"keel/image/build/buildcache"
 	"keel/image/delta"
 	"keel/image/disk"
 	"keel/image/ext4"
@@ -28,6 +29,7 @@ import (
 	"keel/profiles"
 	"keel/rootfs"
 	"keel/rootfs/assemble"
+	"keel/rootfs/deb/lock"
 	"keel/rootfs/deb/source"
 	"keel/rootfs/initrd"
 	"keel/rootfs/kmod"
@@ -70,6 +72,12 @@ type Options struct {
 	// SecureBoot, when set, signs systemd-boot and the slot's unified
 	// kernel image (which it turns on) for Secure Boot.
 	SecureBoot *SecureBoot
+	// Cache, when set, gives back the image of an earlier build with the
+	// same inputs instead of building it again, and keeps this one's.
+	Cache *buildcache.Cache
+	// ToolID identifies keel itself (a hash of its binary): part of every
+	// cache key, so no entry outlives the keel that made it.
+	ToolID string
 }
 
 // Result describes a finished build.
@@ -103,6 +111,12 @@ type Result struct {
 	Downloaded      int64
 	LockWritten     string
 	PackageWarnings []string
+	// Cached: the image is a copy of an earlier build's with the same
+	// inputs (Options.Cache). Reused names what else came from the cache:
+	// "package lock" (the packages chosen against the same index before,
+	// which was then not read), "initrd".
+	Cached bool
+	Reused []string
 }
 
 // Build runs the whole pipeline.
@@ -130,18 +144,28 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		return nil, p.Errorf("arch", "Secure Boot signs a unified kernel image, not supported for %s yet", p.Arch)
 	}
 	res := &Result{Output: o.Output}
+	bc := newBuildCache(p, o)
+	if r := bc.get(o); r != nil {
+		o.Logger.Info("build cache: unchanged inputs, image reused", "entry", bc.key.String())
+		r.Duration = time.Since(start)
+		return r, nil
+	}
 	var prep *source.Prepared
 	var err error
 	if p.UsesDebian() {
-		if prep, err = prepareDebian(ctx, p, o, stage); err != nil {
+		po := bc.pinned(o)
+		if prep, err = prepareDebian(ctx, p, po, stage); err != nil {
 			return nil, err
+		}
+		if po.Debian.Lock != o.Debian.Lock {
+			res.Reused = append(res.Reused, "package lock")
 		}
 		res.Downloaded = prep.Downloaded
 		if prep.LockWritten {
 			res.LockWritten = o.Debian.Lock
 		}
 	}
-	loader, err := bootLoader(p, prep)
+	loader, err := bootLoader(p, prep, bc.hostFS())
 	if err != nil {
 		return nil, err
 	}
@@ -171,14 +195,14 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	k, err := findKernel(ctx, p, o, prep, tmp)
+	k, err := findKernel(ctx, p, o, prep, tmp, bc.hostPaths())
 	if err != nil {
 		return nil, err
 	}
 	kernel := k.file
 	initrdPath := filepath.Join(tmp, "initrd")
 	ukiFile := filepath.Join(tmp, "keel.efi")
-	nmods, err := writeInitrd(ctx, initrdPath, p, k, o)
+	nmods, err := bc.initrd(ctx, initrdPath, p, k, o, prep, res)
 	if err != nil {
 		return nil, err
 	}
@@ -333,6 +357,11 @@ func Build(ctx context.Context, p *profiles.Profile, o Options) (*Result, error)
 	if _, err := disk.Write(ctx, o.Output, contents); err != nil {
 		return nil, err
 	}
+	var l *lock.Lock
+	if prep != nil {
+		l = prep.Lock
+	}
+	bc.put(p, o, res, l)
 	// The bundle is made while the initrd still exists in tmp, from the
 	// same files the disk got.
 	if o.SignKey != nil {

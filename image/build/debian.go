@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -132,8 +133,11 @@ func prepareDebian(ctx context.Context, p *profiles.Profile, o Options, stage fu
 // bootLoader is the profile's boot loader, from its packages in a Debian
 // build, else from the build host (or for systemd-boot the profile's
 // boot.efi).
-func bootLoader(p *profiles.Profile, prep *source.Prepared) (bootloader.Bootloader, error) {
-	src := bootloader.Source{EFI: p.Boot.EFI, Arch: p.Arch, Files: os.DirFS("/")}
+func bootLoader(p *profiles.Profile, prep *source.Prepared, host fs.FS) (bootloader.Bootloader, error) {
+	src := bootloader.Source{EFI: p.Boot.EFI, Arch: p.Arch, Files: host}
+	if host == nil {
+		src.Files = os.DirFS("/")
+	}
 	if prep != nil && prep.LoaderFiles != nil {
 		src.Files = prep.LoaderFiles.FS()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -28,7 +29,10 @@ type kernel struct {
 // findKernel takes the kernel from the profile's kernel.file, kernel.image
 // or kernel.package (prep, already fetched). dir is the build's scratch
 // directory.
-func findKernel(ctx context.Context, p *profiles.Profile, o Options, prep *source.Prepared, dir string) (*kernel, error) {
+//
+// host, when not nil, is the build host's file system (for the modules
+// beside kernel.file), opened through the build cache's recorder.
+func findKernel(ctx context.Context, p *profiles.Profile, o Options, prep *source.Prepared, dir string, host fs.FS) (*kernel, error) {
 	switch {
 	case p.Kernel.Package != "":
 		if prep == nil || prep.Kernel == nil {
@@ -57,7 +61,7 @@ func findKernel(ctx context.Context, p *profiles.Profile, o Options, prep *sourc
 		}
 		return kernelFromTree(p, t, p.Kernel.Path, modDir, "kernel.path", p.Kernel.Image, dir)
 	}
-	return kernelFile(p)
+	return kernelFile(p, host)
 }
 
 // kernelFromTree copies vmlinuz out of t and resolves modules in t's
@@ -87,7 +91,7 @@ func kernelFromTree(p *profiles.Profile, t *rootfs.Tree, vmlinuz, modDir, field,
 // kernelFile finds the kernel and, when modules are asked for, the modules
 // directory beside it: a kernel unpacked from a Debian package (or /boot on a
 // host) is boot/vmlinuz-VERSION with lib/modules/VERSION next to boot/.
-func kernelFile(p *profiles.Profile) (*kernel, error) {
+func kernelFile(p *profiles.Profile, host fs.FS) (*kernel, error) {
 	k := &kernel{file: p.Kernel.File}
 	if len(p.Kernel.Modules) == 0 {
 		return k, nil
@@ -101,7 +105,12 @@ func kernelFile(p *profiles.Profile) (*kernel, error) {
 		if version, ok := strings.CutPrefix(filepath.Base(c), "vmlinuz-"); ok {
 			modDir := filepath.Join(filepath.Dir(filepath.Dir(c)), "lib", "modules", version)
 			if fi, err := os.Stat(modDir); err == nil && fi.IsDir() {
-				k.modules = func(names []string) (*kmod.Set, error) { return kmod.Resolve(modDir, names) }
+				k.modules = func(names []string) (*kmod.Set, error) {
+					if host != nil {
+						return kmod.ResolveFS(host, filepath.Clean(modDir), names)
+					}
+					return kmod.Resolve(modDir, names)
+				}
 				return k, nil
 			}
 		}

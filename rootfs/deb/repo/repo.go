@@ -206,6 +206,33 @@ func logger(l *slog.Logger) *slog.Logger {
 	return l
 }
 
+// CachedInRelease returns the sha256 (lowercase hex) of the InRelease
+// that Open would read from the cache under cfg (one younger than
+// cfg.MaxAge, or any with cfg.Offline), without reading the index: a
+// build cache keys on it. An error means Open would ask the mirror.
+func CachedInRelease(cfg Config) (string, error) {
+	o, err := newOpener(cfg)
+	if err != nil {
+		return "", err
+	}
+	if !cfg.Offline && cfg.MaxAge <= 0 {
+		return "", errors.New("no cached index allowed (MaxAge 0)")
+	}
+	p := filepath.Join(o.dir, "InRelease")
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if !cfg.Offline && o.now.Sub(fi.ModTime()) > cfg.MaxAge {
+		return "", fmt.Errorf("cached InRelease is older than %v", cfg.MaxAge)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	return sha256Hex(data), nil
+}
+
 // fromCache opens the cached InRelease and indexes, re-verified.
 func (o *opener) fromCache() (*Index, error) {
 	p := filepath.Join(o.dir, "InRelease")

@@ -293,6 +293,24 @@ func Lock(ctx context.Context, c Config) (*lock.Lock, int64, error) {
 	return l, got, nil
 }
 
+// IndexID identifies the package index a resolution of c would read,
+// without reading it: the sha256 of the cached InRelease (see
+// repo.CachedInRelease). An error means the index would come from the
+// mirror (or there is no mirror to ask).
+func (c Config) IndexID() (string, error) {
+	if len(c.Components) == 0 {
+		c.Components = []string{"main"}
+	}
+	mirror, keyring, err := c.repository(true)
+	if err != nil {
+		return "", err
+	}
+	return repo.CachedInRelease(repo.Config{
+		Mirror: mirror, Suite: c.Suite, Components: c.Components, Architecture: c.Architecture,
+		Keyring: keyring, CacheDir: c.CacheDir, MaxAge: c.IndexMaxAge, Offline: c.Offline,
+	})
+}
+
 // allCached reports whether every package's .deb is in the cache, so that
 // no mirror is needed.
 func (c *Config) allCached(pkgs []*deb.Package) bool {
