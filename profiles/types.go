@@ -21,12 +21,14 @@ const (
 )
 
 // defaultLevels is the squashfs compression level used when
-// disk.squashfs.level is left out, per compressor; levels are the valid
-// ranges. zstd 3 is keel's writer default (its pure-Go encoder gains little
-// above it for much more time); xz 6 and gzip 9 are mksquashfs's.
+// disk.squashfs.level is left out, per compressor; levels are the accepted
+// ones, the same as rootfs/squashfs.Levels (a test checks), which refuses
+// levels that would mean the same as another. zstd 3 is keel's writer
+// default (its pure-Go encoder gains little above it for much more time);
+// xz 6 and gzip 9 are mksquashfs's.
 var (
 	defaultLevels = map[string]int{"zstd": 3, "xz": 6, "gzip": 9}
-	levels        = map[string][2]int{"zstd": {1, 22}, "xz": {1, 9}, "gzip": {1, 9}}
+	levels        = map[string][]int{"zstd": {1, 3, 7, 11}, "xz": {6}, "gzip": {1, 2, 3, 4, 5, 6, 7, 8, 9}}
 )
 
 // Profile is a loaded, merged, defaulted and validated profile.
@@ -173,7 +175,7 @@ type Disk struct {
 // Squashfs says how the root squashfs is compressed.
 type Squashfs struct {
 	Compression string `yaml:"compression" enum:"zstd,xz,gzip" doc:"Compressor. Default zstd."`
-	Level       int    `yaml:"level" doc:"Compression level: zstd 1-22 (default 3), xz 1-9 (default 6), gzip 1-9 (default 9)."`
+	Level       int    `yaml:"level" doc:"Compression level: zstd 1, 3, 7 or 11 (default 3), xz 6, gzip 1-9 (default 9); each gives a different image."`
 }
 
 // Update says how an installed update is tried, judged and trusted.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -463,8 +464,9 @@ func (c *checker) disk() {
 		}
 	}
 	sq := d.Squashfs
-	if r, ok := levels[sq.Compression]; ok && c.has("disk.squashfs.level") && (sq.Level < r[0] || sq.Level > r[1]) {
-		c.errorf("disk.squashfs.level", "%d is out of range for %s (%d-%d)", sq.Level, sq.Compression, r[0], r[1])
+	if ls, ok := levels[sq.Compression]; ok && c.has("disk.squashfs.level") && !slices.Contains(ls, sq.Level) {
+		c.errorf("disk.squashfs.level", "%d is not a level of %s: want one of %s", sq.Level, sq.Compression,
+			strings.ReplaceAll(strings.Trim(fmt.Sprint(ls), "[]"), " ", ", "))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"keel/image/disk"
+	"keel/rootfs/squashfs"
 )
 
 // head is a minimal valid profile; cases append to it, so their lines
@@ -68,7 +69,11 @@ func TestBadProfiles(t *testing.T) {
 			"6:9: disk.slot: 1000B is not a whole number of 512-byte sectors",
 			"7:9: disk.data: 4MiB is too small: ext4 with a journal needs at least 8MiB"}},
 		{"bad level", head + "disk:\n  squashfs: {compression: gzip, level: 12}\n", []string{
-			"5:40: disk.squashfs.level: 12 is out of range for gzip (1-9)"}},
+			"5:40: disk.squashfs.level: 12 is not a level of gzip: want one of 1, 2, 3, 4, 5, 6, 7, 8, 9"}},
+		{"zstd level with no encoder of its own", head + "disk:\n  squashfs: {compression: zstd, level: 15}\n", []string{
+			"5:40: disk.squashfs.level: 15 is not a level of zstd: want one of 1, 3, 7, 11"}},
+		{"xz level", head + "disk:\n  squashfs: {compression: xz, level: 9}\n", []string{
+			"5:38: disk.squashfs.level: 9 is not a level of xz: want one of 6"}},
 		{"bad enum", head + "disk:\n  squashfs: {compression: lz4}\nservices: [{name: s, command: [x], restart: sometimes}]\n", []string{
 			`5:27: disk.squashfs.compression: "lz4" is not one of zstd, xz, gzip`,
 			`6:45: services[0].restart: "sometimes" is not one of always, on-failure, never`}},
@@ -378,5 +383,22 @@ func TestArchDefaults(t *testing.T) {
 		if p.Arch != c.arch || p.Debian.Architecture != c.debian {
 			t.Errorf("%q: arch %q, debian.architecture %q; want %q, %q", c.yaml, p.Arch, p.Debian.Architecture, c.arch, c.debian)
 		}
+	}
+}
+
+// TestLevelsMatchWriter keeps the profile's accepted and default squashfs
+// levels those of the writer, which refuses the rest: a profile that
+// validates must build.
+func TestLevelsMatchWriter(t *testing.T) {
+	for _, c := range squashfs.Compressions {
+		if got, want := levels[string(c)], squashfs.Levels(c); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: profiles accept levels %v, the writer %v", c, got, want)
+		}
+		if err := (squashfs.Options{Compression: c, Level: defaultLevels[string(c)]}).Validate(); err != nil {
+			t.Errorf("%s: the profile's default level %d: %v", c, defaultLevels[string(c)], err)
+		}
+	}
+	if len(levels) != len(squashfs.Compressions) {
+		t.Errorf("profiles know levels for %d compressors, the writer has %d", len(levels), len(squashfs.Compressions))
 	}
 }

@@ -30,6 +30,7 @@ func newCodec(o Options) (*codec, error) {
 	switch o.Compression {
 	case Zstd:
 		newEnc := func() (*zstd.Encoder, error) {
+			// Levels 1, 3, 7 and 11 map to the encoder's four strengths.
 			// One encoder per worker: an Encoder's EncodeAll takes one of its
 			// own internal encoders per call, so a shared one with
 			// concurrency 1 would serialize every worker.
@@ -45,17 +46,15 @@ func newCodec(o Options) (*codec, error) {
 		if _, err := newEnc(); err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		c := &codec{id: compZstd, new: func() (compressor, error) {
+		// No accepted level is 15, mksquashfs's default, the one level that
+		// needs no options block.
+		return &codec{id: compZstd, options: le(nil).u32(uint32(o.Level)), new: func() (compressor, error) {
 			enc, err := newEnc()
 			if err != nil {
 				return nil, fmt.Errorf("zstd: %w", err)
 			}
 			return zstdComp{enc}, nil
-		}}
-		if o.Level != 15 { // mksquashfs's default level needs no options block
-			c.options = le(nil).u32(uint32(o.Level))
-		}
-		return c, nil
+		}}, nil
 	case Gzip:
 		c := &codec{id: compGzip, new: func() (compressor, error) {
 			w, err := zlib.NewWriterLevel(nil, o.Level)
@@ -125,7 +124,13 @@ func (x *xzComp) compress(dst, src []byte) ([]byte, error) {
 	// Like mksquashfs -Xbcj, keep whichever of the plain and filtered
 	// streams is smaller, so non-code blocks do not grow.
 	x.tmp = append(x.tmp[:0], src...)
-	bcjX86Encode(x.tmp)
+	if !bcjX86Encode(x.tmp) {
+		// Nothing to convert (text, most data): the filtered stream would
+		// hold the same LZMA2 data behind a block header of the same
+		// padded size, so it could not be smaller. Skipping it halves the
+		// time of such blocks and leaves the bytes as they were.
+		return out, nil
+	}
 	alt, err := x.stream(nil, x.tmp, check, true)
 	if err != nil {
 		return nil, err
@@ -141,8 +146,8 @@ func (x *xzComp) compress(dst, src []byte) ([]byte, error) {
 func (x *xzComp) stream(dst, data []byte, check uint32, bcj bool) ([]byte, error) {
 	x.raw.Reset()
 	// The pure-Go LZMA2 encoder has one usable matcher (hash chain); its
-	// binary tree is 20× slower and compresses worse here, so every level
-	// uses the hash chain and levels do not change the output.
+	// binary tree is 20× slower and compresses worse here, so xz has one
+	// strength and Levels accepts one level.
 	cfg := lzma.Writer2Config{DictCap: x.dict, Matcher: lzma.HashTable4}
 	w, err := cfg.NewWriter2(&x.raw)
 	if err != nil {
@@ -236,14 +241,15 @@ func lzma2DictByte(n int) byte {
 // bcjX86Encode applies the x86 branch-call-jump filter in place, as xz's
 // simple/x86.c does for a stream that starts at offset 0 and ends with buf.
 // Relative CALL/JMP targets become absolute, which LZMA compresses better.
-func bcjX86Encode(buf []byte) {
+// It reports whether it changed anything.
+func bcjX86Encode(buf []byte) (changed bool) {
 	maskToAllowed := [8]bool{true, true, true, false, true, false, false, false}
 	maskToBit := [8]uint32{0, 1, 2, 2, 3, 3, 3, 3}
 	test := func(b byte) bool { return b == 0 || b == 0xff }
 	var prevMask uint32
 	prevPos := ^uint32(4) // -5
 	if len(buf) < 5 {
-		return
+		return false
 	}
 	limit := len(buf) - 5
 	for pos := 0; pos <= limit; {
@@ -282,6 +288,7 @@ func bcjX86Encode(buf []byte) {
 			buf[pos+3] = byte(dest >> 16)
 			buf[pos+2] = byte(dest >> 8)
 			buf[pos+1] = byte(dest)
+			changed = true
 			pos += 5
 			prevMask = 0
 		} else {
@@ -292,4 +299,5 @@ func bcjX86Encode(buf []byte) {
 			}
 		}
 	}
+	return changed
 }

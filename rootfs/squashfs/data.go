@@ -76,9 +76,10 @@ type dataWriter struct {
 	window int
 }
 
-// Memory bound: window slots of 2×BlockSize (input and output), plus one
-// fragment buffer and one small-file buffer of BlockSize each. With 128 KiB
-// blocks and 2 workers that is 8 slots, about 2.3 MiB, whatever the tree size.
+// Memory bound: window slots of 2×BlockSize (input and output; the fragment
+// being filled is one of them), plus one small-file buffer of BlockSize. With
+// 128 KiB blocks and 2 workers that is 8 slots, about 2.2 MiB, whatever the
+// tree size.
 func newDataWriter(o Options, c *codec, files []*fileData, out *countingWriter, st *Stats) *dataWriter {
 	return &dataWriter{o: o, codec: c, files: files, out: out, stats: st, window: 4 * o.Workers}
 }
@@ -87,7 +88,8 @@ func (d *dataWriter) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	slots := make(chan *slot, d.window)
 	for range d.window {
-		slots <- &slot{in: make([]byte, d.o.BlockSize), out: make([]byte, 0, d.o.BlockSize+d.o.BlockSize/16+64)}
+		// One spare input byte, for a small file read into a fragment.
+		slots <- &slot{in: make([]byte, d.o.BlockSize+1), out: make([]byte, 0, d.o.BlockSize+d.o.BlockSize/16+64)}
 	}
 	jobs := make(chan *job, d.window)
 	results := make(chan *job, d.window)
@@ -217,47 +219,24 @@ func (d *dataWriter) read(ctx context.Context, slots <-chan *slot, jobs chan<- *
 		}
 	}
 
-	// Large files are hashed up front only when another large file has the
-	// same size; small files are hashed as they are read, for free.
+	// A file can only duplicate one of the same size, so only files whose
+	// size another file shares are hashed: large ones up front, small ones
+	// as they are read. Most sizes are unique, so most files are never
+	// hashed, and the reader, one goroutine, has less to do.
 	sizeCount := map[int64]int{}
 	for _, f := range d.files {
-		if f.size >= bs {
-			sizeCount[f.size]++
-		}
+		sizeCount[f.size]++
 	}
 	type key struct {
 		size int64
 		sum  [32]byte
 	}
 	seen := map[key]*fileData{}
-	frag := make([]byte, 0, bs)
+	frags := &fragPacker{d: d, getSlot: getSlot, submit: submit}
+	// A small file that does not fit the fragment being filled is read
+	// aside first: only once it is known not to be a duplicate may it close
+	// that fragment, or duplicates would change the layout.
 	small := make([]byte, bs+1) // one spare byte to see a file that grew
-
-	flushFrag := func() error {
-		if len(frag) == 0 {
-			return nil
-		}
-		s, err := getSlot()
-		if err != nil {
-			return err
-		}
-		n := copy(s.in, frag)
-		idx := uint32(len(d.frags))
-		d.frags = append(d.frags, fragment{})
-		frag = frag[:0]
-		return submit(&job{slot: s, n: n, frag: idx})
-	}
-	addTail := func(f *fileData, tail []byte) error {
-		if len(frag)+len(tail) > int(bs) {
-			if err := flushFrag(); err != nil {
-				return err
-			}
-		}
-		f.fragIndex = uint32(len(d.frags))
-		f.fragOffset = uint32(len(frag))
-		frag = append(frag, tail...)
-		return nil
-	}
 
 	for _, f := range d.files {
 		if err := ctx.Err(); err != nil {
@@ -267,20 +246,33 @@ func (d *dataWriter) read(ctx context.Context, slots <-chan *slot, jobs chan<- *
 			continue
 		}
 		if f.size < bs {
-			if err := readAll(f, small); err != nil {
+			n := int(f.size)
+			direct := frags.fits(n)
+			buf := small
+			if direct {
+				buf = frags.spare(n)
+			}
+			if err := readAll(f, buf); err != nil {
 				return err
 			}
-			b := small[:f.size]
-			k := key{f.size, sha256.Sum256(b)}
-			if orig, ok := seen[k]; ok {
-				f.dupOf = orig
-				d.stats.Duplicates++
-				continue
+			b := buf[:n]
+			if sizeCount[f.size] > 1 {
+				k := key{f.size, sha256.Sum256(b)}
+				if orig, ok := seen[k]; ok {
+					f.dupOf = orig
+					d.stats.Duplicates++
+					continue
+				}
+				seen[k] = f
 			}
-			seen[k] = f
-			if err := addTail(f, b); err != nil {
-				return err
+			if !direct {
+				room, err := frags.room(n)
+				if err != nil {
+					return err
+				}
+				copy(room, b)
 			}
+			frags.commit(f, n)
 			continue
 		}
 		if sizeCount[f.size] > 1 {
@@ -296,14 +288,74 @@ func (d *dataWriter) read(ctx context.Context, slots <-chan *slot, jobs chan<- *
 			}
 			seen[k] = f
 		}
-		if err := d.readBlocks(f, getSlot, submit, addTail); err != nil {
+		if err := d.readBlocks(f, getSlot, submit, frags); err != nil {
 			return err
 		}
 	}
-	return flushFrag()
+	return frags.flush()
 }
 
-func (d *dataWriter) readBlocks(f *fileData, getSlot func() (*slot, error), submit func(*job) error, addTail func(*fileData, []byte) error) error {
+// fragPacker packs small files and file tails into fragment blocks, in tree
+// order. The block being filled lives in a pipeline slot, so content is read
+// straight into it rather than copied there twice.
+type fragPacker struct {
+	d       *dataWriter
+	getSlot func() (*slot, error)
+	submit  func(*job) error
+	cur     *slot // the fragment being filled, nil before the first
+	n       int   // bytes in cur
+}
+
+// fits reports whether n more bytes fit the current fragment.
+func (p *fragPacker) fits(n int) bool {
+	return p.cur != nil && p.n+n <= p.d.o.BlockSize
+}
+
+// spare returns the current fragment's free space for n bytes plus the
+// spare byte readAll wants; fits(n) must hold.
+func (p *fragPacker) spare(n int) []byte {
+	return p.cur.in[p.n : p.n+n+1]
+}
+
+// room returns space for n bytes, first closing the current fragment if
+// they do not fit.
+func (p *fragPacker) room(n int) ([]byte, error) {
+	if p.cur != nil && !p.fits(n) {
+		if err := p.flush(); err != nil {
+			return nil, err
+		}
+	}
+	if p.cur == nil {
+		s, err := p.getSlot()
+		if err != nil {
+			return nil, err
+		}
+		p.cur, p.n = s, 0
+	}
+	return p.cur.in[p.n : p.n+n], nil
+}
+
+// commit records that f's last n bytes are at the end of the current
+// fragment, where room or spare put them.
+func (p *fragPacker) commit(f *fileData, n int) {
+	f.fragIndex = uint32(len(p.d.frags)) // the index flush will give it
+	f.fragOffset = uint32(p.n)
+	p.n += n
+}
+
+// flush sends the current fragment down the pipeline.
+func (p *fragPacker) flush() error {
+	if p.cur == nil || p.n == 0 {
+		return nil
+	}
+	idx := uint32(len(p.d.frags))
+	p.d.frags = append(p.d.frags, fragment{})
+	s, n := p.cur, p.n
+	p.cur, p.n = nil, 0
+	return p.submit(&job{slot: s, n: n, frag: idx})
+}
+
+func (d *dataWriter) readBlocks(f *fileData, getSlot func() (*slot, error), submit func(*job) error, frags *fragPacker) error {
 	bs := int64(d.o.BlockSize)
 	r, err := open(f)
 	if err != nil {
@@ -317,21 +369,22 @@ func (d *dataWriter) readBlocks(f *fileData, getSlot func() (*slot, error), subm
 		if err != nil {
 			return err
 		}
-		if _, err := io.ReadFull(r, s.in); err != nil {
+		if _, err := io.ReadFull(r, s.in[:bs]); err != nil {
 			return readErr(f, err)
 		}
 		if err := submit(&job{slot: s, n: int(bs), file: f, block: i}); err != nil {
 			return err
 		}
 	}
-	if tail := f.size % bs; tail > 0 {
-		buf := make([]byte, tail)
+	if tail := int(f.size % bs); tail > 0 {
+		buf, err := frags.room(tail)
+		if err != nil {
+			return err
+		}
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return readErr(f, err)
 		}
-		if err := addTail(f, buf); err != nil {
-			return err
-		}
+		frags.commit(f, tail)
 	}
 	return checkEOF(f, r)
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 )
 
 // Compression names the block compressor.
@@ -22,9 +25,8 @@ var Compressions = []Compression{Zstd, XZ, Gzip}
 // DefaultZstdLevel, 128 KiB blocks, one worker per CPU, NFS-exportable.
 type Options struct {
 	Compression Compression
-	// Level is the compressor's level; 0 means the compressor's default
-	// (zstd 3, xz 6, gzip 9). The pure-Go LZMA2 encoder has one strength,
-	// so for xz the level is checked (1..9) but changes nothing.
+	// Level is the compressor's level, one of Levels(Compression); 0 means
+	// the compressor's default (zstd 3, xz 6, gzip 9).
 	Level int
 	// XZBCJ adds the x86 BCJ filter in front of LZMA2 for xz, which shrinks
 	// x86 machine code by a few percent.
@@ -47,8 +49,8 @@ type Options struct {
 }
 
 // Default compressor levels. zstd defaults to 3 (not mksquashfs's 15)
-// because the pure-Go encoder's levels above "better" cost far more time than
-// they save space; pass a higher Level for release images.
+// because the pure-Go encoder's "best" (level 11) costs several times the
+// time for a few percent of space; pass 11 for release images.
 const (
 	DefaultZstdLevel = 3
 	DefaultXZLevel   = 6
@@ -56,34 +58,60 @@ const (
 	DefaultBlockSize = 128 << 10
 )
 
+var defaultLevels = map[Compression]int{Zstd: DefaultZstdLevel, XZ: DefaultXZLevel, Gzip: DefaultGzipLevel}
+
+// Levels returns the levels keel accepts for c, weakest first. Each gives a
+// different image: a level that would silently mean the same as another is
+// refused rather than accepted. The pure-Go zstd encoder has four strengths,
+// written as the zstd levels they approximate (fastest 1, default 3, better
+// 7, best 11); the pure-Go LZMA2 encoder has one, xz's default preset 6;
+// gzip has all nine.
+func Levels(c Compression) []int {
+	switch c {
+	case Zstd:
+		return []int{1, 3, 7, 11}
+	case XZ:
+		return []int{6}
+	case Gzip:
+		return []int{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	}
+	return nil
+}
+
+// levelError explains why level is refused for c, naming the accepted ones.
+func levelError(c Compression, level int) error {
+	var why string
+	switch c {
+	case Zstd:
+		why = " (keel's pure-Go zstd encoder has four strengths)"
+	case XZ:
+		why = " (keel's pure-Go LZMA2 encoder has one strength)"
+	}
+	ls := Levels(c)
+	names := make([]string, len(ls))
+	for i, l := range ls {
+		names[i] = strconv.Itoa(l)
+	}
+	accepted := strings.Join(names, ", ")
+	if c == Gzip {
+		accepted = "1 to 9"
+	}
+	return fmt.Errorf("%s level %d is not supported: use %s%s", c, level, accepted, why)
+}
+
 func (o Options) withDefaults() (Options, error) {
 	if o.Compression == "" {
 		o.Compression = Zstd
 	}
-	switch o.Compression {
-	case Zstd:
-		if o.Level == 0 {
-			o.Level = DefaultZstdLevel
-		}
-		if o.Level < 1 || o.Level > 22 {
-			return o, fmt.Errorf("zstd level %d out of range 1..22", o.Level)
-		}
-	case XZ:
-		if o.Level == 0 {
-			o.Level = DefaultXZLevel
-		}
-		if o.Level < 1 || o.Level > 9 {
-			return o, fmt.Errorf("xz level %d out of range 1..9", o.Level)
-		}
-	case Gzip:
-		if o.Level == 0 {
-			o.Level = DefaultGzipLevel
-		}
-		if o.Level < 1 || o.Level > 9 {
-			return o, fmt.Errorf("gzip level %d out of range 1..9", o.Level)
-		}
-	default:
+	def, ok := defaultLevels[o.Compression]
+	if !ok {
 		return o, fmt.Errorf("unsupported compressor %q (known: zstd, xz, gzip)", o.Compression)
+	}
+	if o.Level == 0 {
+		o.Level = def
+	}
+	if !slices.Contains(Levels(o.Compression), o.Level) {
+		return o, levelError(o.Compression, o.Level)
 	}
 	if o.XZBCJ && o.Compression != XZ {
 		return o, fmt.Errorf("the BCJ filter applies only to xz, not %s", o.Compression)

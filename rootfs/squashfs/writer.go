@@ -68,7 +68,7 @@ func WriteFile(ctx context.Context, name string, tree *rootfs.Tree, opts Options
 			os.Remove(tmp.Name())
 		}
 	}()
-	st, err := Write(ctx, tmp, tree, opts)
+	st, err := Write(ctx, &writeback{f: tmp, fd: tmp.Fd()}, tree, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +94,31 @@ func WriteFile(ctx context.Context, name string, tree *rootfs.Tree, opts Options
 		d.Close()
 	}
 	return st, nil
+}
+
+// writebackChunk is how much of the image is written before the kernel is
+// asked to start putting it on disk.
+const writebackChunk = 8 << 20
+
+// writeback is the image file as WriteFile writes it: each writebackChunk of
+// the sequential write is handed to the device as soon as it is complete, so
+// the disk works while the CPUs compress and the closing fsync waits for the
+// last few MiB rather than the whole image.
+type writeback struct {
+	f     *os.File
+	fd    uintptr
+	start int64 // writeback has been started for bytes before start
+}
+
+func (w *writeback) WriteAt(p []byte, off int64) (int, error) {
+	n, err := w.f.WriteAt(p, off)
+	// Only the sequential part counts: the superblock, written last at
+	// offset 0, is left to the fsync.
+	if end := off + int64(n); off >= w.start && end-w.start >= writebackChunk {
+		startWriteback(w.fd, w.start, end-w.start)
+		w.start = end
+	}
+	return n, err
 }
 
 // Write writes tree as a squashfs image at offset 0 of w. It writes
