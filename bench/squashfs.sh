@@ -12,6 +12,11 @@
 #
 #   bench/squashfs.sh
 #   BENCH_DIRS="/usr/share/doc" MKSQ_CASES="zstd:3" KEEL_CASES="zstd:1 zstd:3" bench/squashfs.sh
+#   TREE=server bench/squashfs.sh    # a Debian root: the built-in server profile's
+#
+# TREE=server builds the server profile with keel (its packages from the
+# mirror in the host's apt sources, or $KEEL_CACHE) and unpacks slot a's
+# root with unsquashfs as the tree, instead of BENCH_DIRS.
 #
 # A case is COMP:LEVEL; xz-bcj:6 is xz with the x86 BCJ filter. mksquashfs's
 # xz has no level: it uses liblzma's default preset (6). The tree is copied
@@ -36,11 +41,19 @@ done
 [ -x "$KEEL" ] || make keel >/dev/null
 
 mkdir -p "$WORK/tree"
-for d in $BENCH_DIRS; do
-  [ -d "$d" ] || continue
-  mkdir -p "$WORK/tree$(dirname "$d")"
-  cp -a "$d" "$WORK/tree$(dirname "$d")/"
-done
+if [ "${TREE:-}" = server ]; then
+  "$KEEL" build server -o "$WORK/server.img" >/dev/null
+  start=$(tr -d ' \n' < <("$KEEL" inspect --json "$WORK/server.img") | sed -n 's/.*"label":"root-a","type":"[^"]*","guid":"[^"]*","start":\([0-9]*\).*/\1/p')
+  unsquashfs -q -n -d "$WORK/tree/root" -o "$start" "$WORK/server.img" >/dev/null
+  rm "$WORK/server.img"
+  BENCH_DIRS="the server profile's root"
+else
+  for d in $BENCH_DIRS; do
+    [ -d "$d" ] || continue
+    mkdir -p "$WORK/tree$(dirname "$d")"
+    cp -a "$d" "$WORK/tree$(dirname "$d")/"
+  done
+fi
 tar -cf /dev/null -C "$WORK/tree" . # warm the page cache for both tools
 content=$(du -sb --apparent-size "$WORK/tree" | cut -f1)
 files=$(find "$WORK/tree" | wc -l)
