@@ -99,9 +99,10 @@ func (g *geometry) groupLen(i uint32) uint32 {
 	return g.blocksPerGroup
 }
 
-// hasSuper says whether group i holds a superblock and descriptor copy:
-// with sparse_super, groups 0 and 1 and the powers of 3, 5 and 7.
-func hasSuper(i uint32) bool {
+// HasSuper says whether group i holds a superblock and descriptor copy:
+// with sparse_super, groups 0 and 1 and the powers of 3, 5 and 7. keel-init
+// asks it too, to tell what the kernel's online resize will add.
+func HasSuper(i uint32) bool {
 	if i <= 1 {
 		return true
 	}
@@ -119,7 +120,7 @@ func hasSuper(i uint32) bool {
 
 func (g *geometry) blockBitmap(i uint32) uint32 {
 	b := g.groupStart(i)
-	if hasSuper(i) {
+	if HasSuper(i) {
 		b += 1 + g.gdtBlocks
 	}
 	return b

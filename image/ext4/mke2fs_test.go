@@ -184,7 +184,7 @@ func mke2fsOnly(t *testing.T, img io.ReaderAt, blockSize int) [][2]int64 {
 	groups := int64(le.Uint32(sb[0x00:]) / le.Uint32(sb[0x28:]))
 	var blank [][2]int64
 	for g := range groups {
-		if !hasSuper(uint32(g)) {
+		if !HasSuper(uint32(g)) {
 			continue
 		}
 		start := (first + g*bpg) * bs

@@ -150,7 +150,7 @@ func (p *plan) write(w io.WriterAt) error {
 	// Superblocks and descriptor copies, group 0 last.
 	for i := g.groups; i > 0; i-- {
 		grp := i - 1
-		if !hasSuper(grp) {
+		if !HasSuper(grp) {
 			continue
 		}
 		start := g.groupStart(grp)

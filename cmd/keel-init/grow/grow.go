@@ -25,6 +25,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +35,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"keel/image/ext4"
 	"keel/image/gpt"
 )
 
@@ -181,7 +183,7 @@ func (sb superblock) fit(n uint64) uint64 {
 	first := uint64(sb.firstDataBlock) + g*uint64(sb.blocksPerGroup)
 	perBlock := uint64(sb.blockSize / sb.descSize)
 	overhead := uint64(1) // meta_bg's descriptor block
-	if !sb.sparseSuper || hasSuper(g) {
+	if !sb.sparseSuper || g > math.MaxUint32 || ext4.HasSuper(uint32(g)) {
 		overhead += 1 + (g+1+perBlock-1)/perBlock + uint64(sb.reservedGDT)
 	}
 	itb := (uint64(sb.inodesPerGroup)*uint64(sb.inodeSize) + uint64(sb.blockSize) - 1) / uint64(sb.blockSize)
@@ -189,24 +191,6 @@ func (sb superblock) fit(n uint64) uint64 {
 		return first
 	}
 	return n
-}
-
-// hasSuper says whether group g holds a superblock backup with
-// sparse_super: groups 0 and 1 and the powers of 3, 5 and 7.
-func hasSuper(g uint64) bool {
-	if g <= 1 {
-		return true
-	}
-	for _, b := range []uint64{3, 5, 7} {
-		p := b
-		for p < g {
-			p *= b
-		}
-		if p == g {
-			return true
-		}
-	}
-	return false
 }
 
 func readSuperblock(dev string) (superblock, error) {

@@ -133,9 +133,9 @@ func TestFit(t *testing.T) {
 			t.Errorf("fit(%d) = %d, want %d", c.n, got, c.want)
 		}
 	}
-	for g, want := range map[uint64]bool{0: true, 1: true, 2: false, 3: true, 9: true, 25: true, 49: true, 50: false, 125: true, 243: true, 100: false} {
-		if hasSuper(g) != want {
-			t.Errorf("hasSuper(%d) = %v", g, !want)
+	for g, want := range map[uint32]bool{0: true, 1: true, 2: false, 3: true, 9: true, 25: true, 49: true, 50: false, 125: true, 243: true, 100: false} {
+		if ext4.HasSuper(uint32(g)) != want {
+			t.Errorf("HasSuper(%d) = %v", g, !want)
 		}
 	}
 }
