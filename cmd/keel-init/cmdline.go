@@ -158,14 +158,18 @@ func parseCmdline(line string) (bootParams, error) {
 	return p, nil
 }
 
-// slotFromCmdline is the PID 1 role's lenient read: it only wants the slot
-// for the ready line, and a malformed root= is not its concern.
-func slotFromCmdline(line string) string {
-	slot := ""
+// cmdlineValue is the PID 1 role's lenient read of one parameter (the
+// slot for the ready line, keel test's port): a malformed root= is not its
+// concern. The last one wins, as in the kernel.
+func cmdlineValue(line, key string) string {
+	val := ""
 	for _, w := range splitCmdline(line) {
-		if v, ok := strings.CutPrefix(w, "keel.slot="); ok {
-			slot = v
+		if w == "--" {
+			break
+		}
+		if v, ok := strings.CutPrefix(w, key+"="); ok {
+			val = v
 		}
 	}
-	return slot
+	return val
 }

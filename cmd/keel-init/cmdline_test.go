@@ -120,13 +120,16 @@ func TestParseCmdlineErrors(t *testing.T) {
 	}
 }
 
-func TestSlotFromCmdline(t *testing.T) {
-	for in, want := range map[string]string{
-		"root=garbage keel.slot=b quiet": "b",
-		"quiet":                          "",
+func TestCmdlineValue(t *testing.T) {
+	for _, tc := range []struct{ in, key, want string }{
+		{"root=garbage keel.slot=b quiet", "keel.slot", "b"},
+		{"quiet", "keel.slot", ""},
+		{"keel.test=ttyS0 keel.test=ttyS1", "keel.test", "ttyS1"},
+		{"keel.testx=1 xkeel.test=2", "keel.test", ""},
+		{"quiet -- keel.test=ttyS1", "keel.test", ""},
 	} {
-		if got := slotFromCmdline(in); got != want {
-			t.Errorf("slotFromCmdline(%q) = %q, want %q", in, got, want)
+		if got := cmdlineValue(tc.in, tc.key); got != tc.want {
+			t.Errorf("cmdlineValue(%q, %q) = %q, want %q", tc.in, tc.key, got, tc.want)
 		}
 	}
 }

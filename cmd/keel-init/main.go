@@ -35,6 +35,12 @@
 //	keel.rootwait=<seconds>  how long to wait for the root device (default 10)
 //	init=<path>              the rootfs's init (default /sbin/init)
 //
+// In the PID 1 role, keel.test=<port> marks a keel test boot: keel-init
+// greets keel test on /dev/<port> (the VM's second serial port) before any
+// service starts and then reports to it and runs its commands (package
+// testagent). keel test puts it on the boot entries of the copy it boots;
+// without it the port is never opened.
+//
 // Initrd files: /etc/keel/modules (modules to load, in order: one path per
 // line, relative to /lib/modules/<release>/ or absolute, optionally followed
 // by parameters) and /etc/keel/cmdline.

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"keel/image/updatetest/wire"
 	"keel/rootfs/services"
 )
 
@@ -49,14 +50,26 @@ func pid1Main(con *console) error {
 		svcs = nil
 	}
 	osRelease := readOSRelease()
+	cmdline, _ := os.ReadFile("/proc/cmdline")
 	slot := os.Getenv(slotEnv)
 	if slot == "" {
-		cmdline, _ := os.ReadFile("/proc/cmdline")
-		slot = slotFromCmdline(string(cmdline))
+		slot = cmdlineValue(string(cmdline), "keel.slot")
 	}
 	con.logf("%d service(s), slot %s", len(svcs), firstNonEmpty(slot, "unknown"))
 	if slot != "" {
 		cleanESP(con)
+	}
+	// Only on a keel test boot: the command line names its control port.
+	tb := startTestBoot(con, string(cmdline), osRelease, slot, svcs)
+	if tb != nil {
+		switch tb.fault {
+		case wire.FaultHang:
+			tb.hang(con)
+		case wire.FaultFail:
+			if h, ok, err := services.LoadHealth(os.DirFS("/")); err == nil && ok {
+				svcs = failRequired(con, svcs, h.Require)
+			}
+		}
 	}
 
 	// Signals first: a child that exits before Notify would stay a zombie
@@ -71,7 +84,7 @@ func pid1Main(con *console) error {
 	signal.Notify(sigs, syscall.SIGQUIT, syscall.SIGPIPE)
 
 	requests := make(chan action, 1)
-	judge := setUpHealth(con, func() {
+	judge := setUpHealth(con, tb, func() {
 		select {
 		case requests <- actReboot:
 		default:
@@ -81,12 +94,24 @@ func pid1Main(con *console) error {
 	sup.notify = func(e event) {
 		if e.Kind == evReady {
 			con.line(readyLine(osRelease, slot))
+			if tb != nil {
+				tb.agent.Event(wire.EventReady, "", readyLine(osRelease, slot))
+			}
 		}
 		if judge != nil {
 			judge.observe(e)
 		}
 	}
-	go reap(sigchld, sup.exited)
+	exited := sup.exited
+	if tb != nil {
+		exited = func(pid int, st exitStatus) {
+			if !tb.procs.claim(pid, st) {
+				sup.exited(pid, st)
+			}
+		}
+		tb.serve(requests)
+	}
+	go reap(sigchld, exited)
 	go func() {
 		for sig := range sigs {
 			a, ok := signalAction[sig]
@@ -163,7 +188,7 @@ func readOSRelease() map[string]string {
 // setUpHealth prepares boot judging if the image has a health rule; nil
 // if it has none. The try counter's path comes from systemd-boot through
 // efivarfs, mounted here if the machine booted through EFI.
-func setUpHealth(con *console, reboot func()) *healthJudge {
+func setUpHealth(con *console, tb *testBoot, reboot func()) *healthJudge {
 	h, ok, err := services.LoadHealth(os.DirFS("/"))
 	if err != nil {
 		con.logf("ERROR: %v; boot health is not judged", err)
@@ -179,5 +204,9 @@ func setUpHealth(con *console, reboot func()) *healthJudge {
 	}
 	con.logf("health: judging the boot: %v must stay up for %v, within %v; try counter: %s",
 		h.Require, h.EffectiveGrace(), h.Deadline(), counter)
-	return newHealthJudge(h, boot.Trial, espBlesser{loader}, con.logf, reboot)
+	var b blesser = espBlesser{loader}
+	if tb != nil {
+		b = agentBlesser{b, tb.agent}
+	}
+	return newHealthJudge(h, boot.Trial, b, con.logf, reboot)
 }

@@ -103,6 +103,7 @@ automatic fallback.
 		newRunCmd(),
 		newSchemaCmd(),
 		newSecureBootCmd(),
+		newTestCmd(),
 		newUpdateCmd(g),
 		newVersionCmd(),
 	)

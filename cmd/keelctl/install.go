@@ -198,22 +198,23 @@ func stderrLogger(w io.Writer) *slog.Logger {
 }
 
 // progressPrinter prints each stage on its own line, and while an
-// artifact is written a percentage every 10%: plain lines, readable on a
-// serial console and in a log.
+// artifact is written a line at each tenth: plain lines, readable on a
+// serial console and in a log. Every tenth gets its line even when one
+// write crosses several, so an install prints the same lines whatever the
+// sizes of its writes: keel test counts them as the install's cut points
+// (image/updatetest.CutPoints).
 func progressPrinter(w io.Writer) func(stage string, done, total int64) {
-	last, lastPct := "", -1
+	last, tenths := "", 0
 	return func(stage string, done, total int64) {
 		if stage != last {
-			last, lastPct = stage, -1
+			last, tenths = stage, 0
 			fmt.Fprintf(w, "  %s\n", stage)
 		}
 		if total <= 0 {
 			return
 		}
-		pct := int(done * 100 / total)
-		if pct/10 > lastPct/10 || (pct == 100 && lastPct != 100) {
-			lastPct = pct
-			fmt.Fprintf(w, "    %3d%%  %s of %s\n", pct, human(done), human(total))
+		for ; tenths < int(done*10/total) && tenths < 10; tenths++ {
+			fmt.Fprintf(w, "    %3d%%  %s of %s\n", (tenths+1)*10, human(done), human(total))
 		}
 	}
 }
