@@ -36,6 +36,7 @@ import (
 	"keel/image/build"
 	"keel/image/bundle"
 	"keel/image/delta"
+	"keel/image/disk"
 	"keel/image/fetch"
 	"keel/image/install"
 	"keel/profiles"
@@ -206,10 +207,10 @@ func compare(ctx context.Context, base, v *version, pub ed25519.PublicKey) (stri
 	deltaDisk, fullDisk := base.disk+".delta", base.disk+".full"
 	defer os.Remove(deltaDisk)
 	defer os.Remove(fullDisk)
-	if err := copySparse(base.disk, deltaDisk); err != nil {
+	if err := disk.CopySparse(base.disk, deltaDisk); err != nil {
 		return "", err
 	}
-	if err := copySparse(base.disk, fullDisk); err != nil {
+	if err := disk.CopySparse(base.disk, fullDisk); err != nil {
 		return "", err
 	}
 	trusted := []ed25519.PublicKey{pub}
@@ -402,41 +403,6 @@ func (w countWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.n.Add(int64(n))
 	return n, err
-}
-
-// copySparse copies a disk image, leaving its all-zero MiBs as holes.
-func copySparse(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	if err := out.Truncate(fi.Size()); err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, 1<<20)
-	for off := int64(0); off < fi.Size(); off += int64(len(buf)) {
-		n, err := in.ReadAt(buf, off)
-		if err != nil && err != io.EOF {
-			return err
-		}
-		if !bytes.Equal(buf[:n], zero[:n]) {
-			if _, err := out.WriteAt(buf[:n], off); err != nil {
-				return err
-			}
-		}
-	}
-	return out.Close()
 }
 
 func sameFiles(a, b string) (bool, error) {

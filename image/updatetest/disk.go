@@ -1,14 +1,12 @@
 package updatetest
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
+	"keel/image/disk"
 	"keel/image/install"
 	"keel/image/updatetest/wire"
 )
@@ -19,7 +17,7 @@ import (
 // keeps the parameter: a new slot's entry takes the booted entry's command
 // line. src is only read.
 func prepareDisk(src, dst string) error {
-	if err := copySparse(src, dst); err != nil {
+	if err := disk.CopySparse(src, dst); err != nil {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	d, err := install.OpenFile(dst, time.Unix(0, 0).UTC())
@@ -50,58 +48,11 @@ func prepareDisk(src, dst string) error {
 	return d.File.Sync()
 }
 
-// copySparse copies src to a new dst, leaving the runs of zeros as holes.
-func copySparse(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", src)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	var off int64
-	for {
-		n, rerr := io.ReadFull(in, buf)
-		if n > 0 {
-			if !bytes.Equal(buf[:n], zero[:n]) {
-				if _, err := out.WriteAt(buf[:n], off); err != nil {
-					out.Close()
-					return err
-				}
-			}
-			off += int64(n)
-		}
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-			break
-		}
-		if rerr != nil {
-			out.Close()
-			return rerr
-		}
-	}
-	if err := out.Truncate(off); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
 // copyPadded copies a bundle to dst, padded with zeros to whole 4 KiB
 // sectors, as on a disk: keelctl reads a bundle on a block device to its
 // last artifact and ignores the rest.
 func copyPadded(src, dst string) error {
-	if err := copySparse(src, dst); err != nil {
+	if err := disk.CopySparse(src, dst); err != nil {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	fi, err := os.Stat(dst)

@@ -21,6 +21,7 @@ type machine struct {
 	disk, vars string
 	bundles    []string // raw images attached as vdb, vdc, …
 	dir        string   // where the consoles go
+	sockDir    string   // the control sockets' (a unix socket's path is short)
 	accel      string
 	boots      int
 }
@@ -42,7 +43,7 @@ type boot struct {
 // with the fault fault chooses for that boot.
 func (m *machine) powerOn(ctx context.Context, name string, fault func(wire.Hello) string, timeout time.Duration) (*boot, error) {
 	m.boots++
-	sock := filepath.Join(m.dir, fmt.Sprintf(".control-%d.sock", m.boots))
+	sock := filepath.Join(m.sockDir, fmt.Sprintf("control-%d.sock", m.boots))
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)

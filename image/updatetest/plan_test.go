@@ -80,3 +80,28 @@ func TestFromFault(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadPlan: any plan file loads or is refused with an error, never a
+// panic, and a plan that loads passes its own check.
+func FuzzLoadPlan(f *testing.F) {
+	if b, err := os.ReadFile("testdata/plan.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("images: {a: a.yaml}\nboot: a\nsteps: [{install: a, fault: \"cut@install:9\"}]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name := filepath.Join(t.TempDir(), "plan.yaml")
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := LoadPlan(name)
+		if err != nil {
+			return
+		}
+		if err := p.Check(); err != nil {
+			t.Fatalf("loaded, then refused: %v", err)
+		}
+		for i, s := range p.Steps {
+			_ = s.title(i)
+		}
+	})
+}

@@ -73,7 +73,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s\n", plan)
 		}
 		mark := map[string]string{Passed: "ok  ", Failed: "FAIL", Skipped: "skip"}[s.Status]
-		fmt.Fprintf(&b, "    %s %-34s %6.1fs  %s\n", mark, s.Name, s.Seconds, s.Detail)
+		fmt.Fprintf(&b, "    %s %-30s %6.1fs  %s\n", mark, s.Name, s.Seconds, s.Detail)
 		if f := s.Failure; f != nil {
 			fmt.Fprintf(&b, "         %s\n", f.Message)
 			if f.Expected != "" || f.Seen != "" {

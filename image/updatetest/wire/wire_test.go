@@ -44,3 +44,21 @@ func TestValidPort(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecode: a line from the other end (the guest under test is not to
+// be trusted) decodes or is refused, never panics, and what decodes
+// encodes back to one line.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"hello":{"name":"busybox","version":"1.0.0","slot":"a"}}`))
+	f.Add([]byte(`{"id":3,"exit":-1,"error":"x"}`))
+	f.Add([]byte(`{"op":"exec","argv":["keelctl","status"],"quiet":true}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if e := Encode(m); strings.Count(string(e), "\n") != 1 {
+			t.Fatalf("Encode(%+v) = %q", m, e)
+		}
+	})
+}
