@@ -60,7 +60,7 @@ func pid1Main(con *console) error {
 		cleanESP(con)
 	}
 	// Only on a keel test boot: the command line names its control port.
-	tb := startTestBoot(con, string(cmdline), osRelease, slot, svcs)
+	tb := startTestBoot(con, string(cmdline), osRelease, slot)
 	if tb != nil {
 		switch tb.fault {
 		case wire.FaultHang:

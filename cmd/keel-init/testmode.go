@@ -29,7 +29,7 @@ type testBoot struct {
 
 // startTestBoot greets keel test when the command line asks for it (and
 // returns nil otherwise, having opened nothing).
-func startTestBoot(con *console, cmdline string, osRelease map[string]string, slot string, svcs []services.Service) *testBoot {
+func startTestBoot(con *console, cmdline string, osRelease map[string]string, slot string) *testBoot {
 	port := cmdlineValue(cmdline, wire.Param)
 	if port == "" {
 		return nil

@@ -66,7 +66,7 @@ image itself carries no test code path that runs without that parameter.
 starts from, and steps (install with an optional fault, rollback, reboot,
 run a command) each with expectations:
 
-  images: {v1: v1.yaml, v2: v2.yaml, v3: v3-broken.yaml}
+  images: {v1: v1.yaml, v2: v2.yaml, v3: v3.yaml}
   boot: v1
   steps:
     - install: v2
