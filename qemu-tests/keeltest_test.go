@@ -20,11 +20,12 @@ import (
 // TestKeelTest is issue 14's check of keel test on two versions of the
 // busybox example (profiles/examples/busybox.yaml, with a key): the plain
 // update passes, with its JSON report decoded strictly and its JUnit
-// report valid against the JUnit schema; each fault gives its verdict
-// (fail and hang fall back, cut@install:random with one seed cuts the
-// same install at the same point twice, a plan's cut@install:N, run and
-// rollback hold); a deliberately wrong expectation fails with exit 1 and
-// says what was expected and seen; and the images under test are
+// report valid against the JUnit schema; each --fault gives its verdict
+// (fail and hang fall back, cut@install:5 boots the old slot then
+// updates, rollback boots v1 again, cut@install:random with one seed cuts
+// the same install at the same point twice); a plan's update, command and
+// rollback hold, and its deliberately wrong expectation fails with exit 1
+// and says what was expected and seen; and the images under test are
 // byte-identical afterwards. The runs go two at a time.
 func TestKeelTest(t *testing.T) {
 	h := setUp(t, "xmllint")
@@ -52,13 +53,12 @@ func TestKeelTest(t *testing.T) {
 		before[f] = sha256File(t, f)
 	}
 	plan := filepath.Join(dir, "plan.yaml")
-	if err := os.WriteFile(plan, []byte(`# issue 14's scenario: a cut install, then the update, a check in the
-# guest, a rollback, and an expectation that is wrong on purpose.
+	if err := os.WriteFile(plan, []byte(`# issue 14's scenario: the update, a check in the guest, a rollback, and
+# an expectation that is wrong on purpose.
 images: {v1: v1.0.0/disk.img, v2: v2.0.0/busybox-2.0.0.keel}
 boot: v1
 steps:
   - install: v2
-    fault: cut@install:5
     expect: {slot: b, version: 2.0.0, entry: good}
   - run: cat /etc/os-release
     expect: {output: "2.0.0"}
@@ -93,11 +93,19 @@ steps:
 			func(t *testing.T, rep *updatetest.Report, _ string) {
 				wantSteps(t, rep, "power on", "installed", "boot 1 after the install", "boot 2 after the install", "boot 3 after the install", "boot 4 after the install", "fell back")
 			}},
+		{"cut-5", []string{v1disk, v2bundle, "--fault", "cut@install:5"}, 0,
+			func(t *testing.T, rep *updatetest.Report, _ string) {
+				wantSteps(t, rep, "power on", "install, cut at write 5 of 34", "boot after the cut", "installed", "trial boot", "health verdict", "blessed", "still booted after a reboot")
+			}},
+		{"rollback", []string{v1disk, v2bundle, "--fault", "rollback"}, 0,
+			func(t *testing.T, rep *updatetest.Report, _ string) {
+				wantSteps(t, rep, "power on", "installed", "trial boot", "health verdict", "blessed", "still booted after a reboot", "rolled back", "booted the other slot")
+			}},
 		{"cut-random-1", []string{v1disk, v2bundle, "--fault", "cut@install:random", "--seed", "7"}, 0, nil},
 		{"cut-random-2", []string{v1disk, v2bundle, "--fault", "cut@install:random", "--seed", "7"}, 0, nil},
 		{"plan", []string{"--plan", plan}, 1,
 			func(t *testing.T, rep *updatetest.Report, stdout string) {
-				wantSteps(t, rep, "power on", "install, cut at write 5 of 34", "boot after the cut", "installed", "trial boot", "health verdict",
+				wantSteps(t, rep, "power on", "installed", "trial boot", "health verdict",
 					"blessed", "still booted after a reboot", "expectations", "ran", "rolled back", "booted the other slot", "expectations", "expectations")
 				for _, s := range []string{"FAIL expectations", "a deliberately wrong expectation", "an expectation did not hold",
 					"expected: slot b", "seen:     slot a", "console (console/"} {
