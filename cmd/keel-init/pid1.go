@@ -66,9 +66,7 @@ func pid1Main(con *console) error {
 		case wire.FaultHang:
 			tb.hang(con)
 		case wire.FaultFail:
-			if h, ok, err := services.LoadHealth(os.DirFS("/")); err == nil && ok {
-				svcs = failRequired(con, svcs, h.Require)
-			}
+			svcs = failRequired(con, svcs, tb.require)
 		}
 	}
 

@@ -22,9 +22,10 @@ const helloTimeout = 30 * time.Second
 // testBoot is keel test's hold on this boot (package testagent), set up
 // only when the kernel command line names a control port.
 type testBoot struct {
-	agent *testagent.Agent
-	fault string
-	procs *agentProcs
+	agent   *testagent.Agent
+	fault   string
+	require []string // the services the health rule requires
+	procs   *agentProcs
 }
 
 // startTestBoot greets keel test when the command line asks for it (and
@@ -54,7 +55,7 @@ func startTestBoot(con *console, cmdline string, osRelease map[string]string, sl
 	if fault != "" {
 		con.logf("keel test: fault %q injected into this boot", fault)
 	}
-	return &testBoot{agent: a, fault: fault, procs: &agentProcs{con: con, waiting: map[int]chan exitStatus{}}}
+	return &testBoot{agent: a, fault: fault, require: h.Require, procs: &agentProcs{con: con, waiting: map[int]chan exitStatus{}}}
 }
 
 // failRequired is FaultFail: each service the health rule requires gets a

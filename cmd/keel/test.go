@@ -224,7 +224,7 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 			if installed[n] && o.signKey == "" {
 				return nil, usagef("image %s (%s) is installed: give --sign-key to build its bundle", n, src)
 			}
-			dir := filepath.Join(o.dir, "build", slug(n))
+			dir := filepath.Join(o.dir, "build", updatetest.Slug(n))
 			if err := buildForTest(ctx, src, dir, o.signKey, stderr); err != nil {
 				return nil, fmt.Errorf("image %s: %w", n, err)
 			}
@@ -262,15 +262,6 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 		images[n] = img
 	}
 	return images, nil
-}
-
-func slug(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
-			return r
-		}
-		return '-'
-	}, s)
 }
 
 // inputKind says what FROM, TO or a plan's image is: a profile (a .yaml

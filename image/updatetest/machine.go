@@ -50,7 +50,7 @@ func (m *machine) powerOn(ctx context.Context, name string, fault func(wire.Hell
 	}
 	defer os.Remove(sock)
 	defer ln.Close()
-	rel := filepath.Join("console", fmt.Sprintf("%02d-%s.log", m.boots, slug(name)))
+	rel := filepath.Join("console", fmt.Sprintf("%02d-%s.log", m.boots, Slug(name)))
 	if err := os.MkdirAll(filepath.Join(m.dir, "console"), 0o755); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,9 @@ func (m *machine) powerOn(ctx context.Context, name string, fault func(wire.Hell
 	return b, nil
 }
 
-func slug(s string) string {
+// Slug is s as a file name: lower case, every other rune than a letter,
+// digit, dot or dash a dash.
+func Slug(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
 			return r

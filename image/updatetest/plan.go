@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"keel/image/updatetest/wire"
 )
 
 // Plan is a scenario: the image a device starts from and the steps it
@@ -66,8 +68,8 @@ type Expect struct {
 // Fault kinds, as --fault and a step's fault: name them.
 const (
 	FaultCut      = "cut@install"
-	FaultFail     = "fail"
-	FaultHang     = "hang"
+	FaultFail     = wire.FaultFail
+	FaultHang     = wire.FaultHang
 	FaultRollback = "rollback"
 )
 

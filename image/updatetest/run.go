@@ -100,7 +100,7 @@ func Run(ctx context.Context, plan *Plan, images map[string]*Image, o Options) (
 		if img.Bundle == "" {
 			continue
 		}
-		d := filepath.Join(o.Dir, "bundle-"+slug(n)+".img")
+		d := filepath.Join(o.Dir, "bundle-"+Slug(n)+".img")
 		if err := copyPadded(img.Bundle, d); err != nil {
 			return nil, err
 		}
@@ -270,7 +270,7 @@ func (r *runner) expectBoot(slot, version string, trial bool) error {
 	return nil
 }
 
-var installedRE = regexp.MustCompile(`^installed .* into slot ([ab]): entry (\S+?)(?:,|$)`)
+var installedRE = regexp.MustCompile(`^installed .* into slot ([ab]): `)
 
 func (r *runner) install(i int, s Step) {
 	img := r.images[s.Install]
