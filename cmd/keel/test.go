@@ -206,7 +206,10 @@ func writeFileWith(name string, write func(io.Writer) error) error {
 
 // testImages makes each of the plan's images ready: profiles built (by
 // this keel, as keel build would: the build cache makes a second run
-// cheap), bundles and disk images read.
+// cheap), bundles and disk images read. Every image is looked at before
+// any is built, in one order (the booted one first, then by name), so a
+// bad input is refused before minutes of building and always by the same
+// message.
 func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stderr io.Writer) (map[string]*updatetest.Image, error) {
 	installed := map[string]bool{}
 	for _, s := range plan.Steps {
@@ -214,16 +217,44 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 			installed[s.Install] = true
 		}
 	}
-	images := map[string]*updatetest.Image{}
-	for n, src := range plan.Images {
-		img := &updatetest.Image{}
-		switch kind, err := inputKind(src); {
+	names := make([]string, 0, len(plan.Images))
+	for n := range plan.Images {
+		if n != plan.Boot {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	if _, ok := plan.Images[plan.Boot]; ok {
+		names = append([]string{plan.Boot}, names...)
+	}
+	kinds := map[string]string{}
+	for _, n := range names {
+		src := plan.Images[n]
+		kind, err := inputKind(src)
+		switch {
 		case err != nil:
 			return nil, usageError{fmt.Errorf("image %s: %w", n, err)}
-		case kind == "profile":
-			if installed[n] && o.signKey == "" {
-				return nil, usagef("image %s (%s) is installed: give --sign-key to build its bundle", n, src)
+		case kind == "profile" && installed[n] && o.signKey == "":
+			return nil, usagef("image %s (%s) is installed: give --sign-key to build its bundle", n, src)
+		case kind == "bundle" && n == plan.Boot:
+			return nil, usagef("image %s (%s) is booted first: give a profile or a disk image, not a bundle", n, src)
+		case kind == "disk" && installed[n]:
+			return nil, usagef("image %s (%s) is installed: give a profile or an update bundle, not a disk image", n, src)
+		case kind == "disk" && n == plan.Boot:
+			// The second serial port and q35 are x86's: the control
+			// channel on aarch64's virt machine is still to come.
+			if arch, err := runArch(ctx, "", src, format.Raw); err == nil && arch != "x86_64" {
+				return nil, usagef("image %s (%s) is an %s image: keel test runs x86_64 images", n, src, arch)
 			}
+		}
+		kinds[n] = kind
+	}
+	images := map[string]*updatetest.Image{}
+	for _, n := range names {
+		src := plan.Images[n]
+		img := &updatetest.Image{}
+		switch kinds[n] {
+		case "profile":
 			dir := filepath.Join(o.dir, "build", updatetest.Slug(n))
 			if err := buildForTest(ctx, src, dir, o.signKey, stderr); err != nil {
 				return nil, fmt.Errorf("image %s: %w", n, err)
@@ -236,7 +267,12 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 				}
 				img.Bundle = bs[0]
 			}
-		case kind == "bundle":
+			if n == plan.Boot {
+				if arch, err := runArch(ctx, "", img.Disk, format.Raw); err == nil && arch != "x86_64" {
+					return nil, usagef("image %s (%s) is an %s image: keel test runs x86_64 images", n, src, arch)
+				}
+			}
+		case "bundle":
 			img.Bundle = src
 		default:
 			img.Disk = src
@@ -245,19 +281,6 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 			if err := readBundleInfo(img); err != nil {
 				return nil, fmt.Errorf("image %s: %w", n, err)
 			}
-		}
-		if n == plan.Boot && img.Disk == "" {
-			return nil, usagef("image %s (%s) is booted first: give a profile or a disk image, not a bundle", n, src)
-		}
-		if n == plan.Boot {
-			// The second serial port and q35 are x86's: the control
-			// channel on aarch64's virt machine is still to come.
-			if arch, err := runArch(ctx, "", img.Disk, format.Raw); err == nil && arch != "x86_64" {
-				return nil, usagef("image %s (%s) is an %s image: keel test runs x86_64 images", n, src, arch)
-			}
-		}
-		if installed[n] && img.Bundle == "" {
-			return nil, usagef("image %s (%s) is installed: give a profile or an update bundle, not a disk image", n, src)
 		}
 		images[n] = img
 	}

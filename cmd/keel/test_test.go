@@ -43,6 +43,8 @@ func TestTestUsage(t *testing.T) {
 		{"bad key", []string{"test", "a.yaml", "b.yaml", "--sign-key", filepath.Join(dir, "k.pub")}, "k.pub"},
 		{"profile to install without a key", []string{"test", disk, "b.yaml", "--dir", filepath.Join(dir, "out")}, "image TO (b.yaml) is installed: give --sign-key"},
 		{"missing FROM", []string{"test", filepath.Join(dir, "nothing.img"), bundle}, "image FROM: open"},
+		{"disk to install", []string{"test", disk, disk}, "image TO (" + disk + ") is installed: give a profile or an update bundle, not a disk image"},
+		{"both missing: FROM named", []string{"test", filepath.Join(dir, "nothing.img"), filepath.Join(dir, "none.img")}, "image FROM: open"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
