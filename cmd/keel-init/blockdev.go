@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,7 +85,9 @@ func fillPartUUIDs(devs []blockDev) {
 		t, ok := tables[b.Disk]
 		if !ok {
 			var err error
-			if t, err = readGPTGUIDs(filepath.Join("/dev", b.Disk)); err != nil {
+			// A disk partitioned otherwise (MBR) is no fault: its
+			// partitions are simply never keel's.
+			if t, err = readGPTGUIDs(filepath.Join("/dev", b.Disk)); err != nil && !errors.Is(err, gpt.ErrNoGPT) {
 				noteOnce(fmt.Sprintf("partition GUIDs of %s: %v", b.Disk, err))
 			}
 			tables[b.Disk] = t
