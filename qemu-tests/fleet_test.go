@@ -79,7 +79,7 @@ services:
 	g.poweroff()
 
 	var blobs []string
-	for _, l := range reg.AccessLog("/v2/fleet/ab/blobs/sha256:") {
+	for _, l := range reg.AccessLogN("/v2/fleet/ab/blobs/sha256:", 1) {
 		if strings.Contains(l, "\"GET ") {
 			blobs = append(blobs, l)
 		}

@@ -168,7 +168,7 @@ func TestPushResolve(t *testing.T) {
 		}
 		// The manifest went up by digest before either tag moved.
 		var order []string
-		for _, l := range reg.AccessLog("PUT /v2/fleet/t/manifests/") {
+		for _, l := range reg.AccessLogN("PUT /v2/fleet/t/manifests/", 3) {
 			order = append(order, strings.Fields(strings.SplitN(l, `"PUT `, 2)[1])[0])
 		}
 		want := []string{"/v2/fleet/t/manifests/" + p.Digest, "/v2/fleet/t/manifests/2.0.0", "/v2/fleet/t/manifests/stable"}
@@ -206,7 +206,7 @@ func TestPushResolve(t *testing.T) {
 		// Reads from an offset were answered with ranges (206), and
 		// reads from 0 with the whole blob.
 		var statuses []string
-		for _, l := range reg.AccessLog("GET /v2/fleet/t/blobs/" + sha(file)) {
+		for _, l := range reg.AccessLogN("GET /v2/fleet/t/blobs/"+sha(file), 5) {
 			f := strings.Fields(strings.SplitN(l, `" `, 2)[1])
 			statuses = append(statuses, f[0])
 		}
@@ -325,6 +325,7 @@ func TestPushRefusesBadBundle(t *testing.T) {
 		{"not a bundle", []byte("hello"), bundle.ErrCorrupt},
 	}
 	o := registry.PushOptions{Options: registry.Options{AuthFile: reg.AuthFile, CAFile: reg.CAFile}}
+	reg.Settle()
 	before := len(reg.AccessLog(""))
 	for _, tt := range tests {
 		p := filepath.Join(dir, tt.name+".keel")
@@ -347,6 +348,7 @@ func TestPushRefusesBadBundle(t *testing.T) {
 	if _, err := registry.Push(t.Context(), filepath.Join(dir, "t-1.0.0.keel"), reg.Host+"/fleet/t:1", registry.PushOptions{Options: o.Options, Channel: "no good"}); !errors.Is(err, registry.ErrBadRef) {
 		t.Errorf("channel %q: %v, want ErrBadRef", "no good", err)
 	}
+	reg.Settle()
 	if after := reg.AccessLog(""); len(after) != before {
 		t.Errorf("the registry was asked %d more requests: %q", len(after)-before, after[before:])
 	}
@@ -390,7 +392,7 @@ func TestRedirect(t *testing.T) {
 		}
 	}
 	var statuses []string
-	for _, l := range reg.AccessLog("GET /v2/fleet/t/blobs/" + sha(file)) {
+	for _, l := range reg.AccessLogN("GET /v2/fleet/t/blobs/"+sha(file), 2) {
 		statuses = append(statuses, strings.Fields(strings.SplitN(l, `" `, 2)[1])[0])
 	}
 	if !slices.Equal(statuses, []string{"307", "307"}) {

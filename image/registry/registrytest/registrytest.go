@@ -318,6 +318,33 @@ func (r *Registry) AccessLog(substr string) []string {
 	return lines
 }
 
+// AccessLogN is AccessLog once it has at least n lines, waiting up to 10
+// s for them: the registry writes a request's line after the response,
+// so a client can have read the whole answer before its line is there.
+// Lines that come within a further 100 ms are returned too, so a test
+// expecting n sees more if more came.
+func (r *Registry) AccessLogN(substr string, n int) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.AccessLog(substr)) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return r.AccessLog(substr)
+}
+
+// Settle waits until the registry's output has not grown for 200 ms (at
+// most 10 s), so that every request answered so far is in the log.
+func (r *Registry) Settle() {
+	deadline := time.Now().Add(10 * time.Second)
+	last, since := len(r.out.String()), time.Now()
+	for time.Since(since) < 200*time.Millisecond && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if n := len(r.out.String()); n != last {
+			last, since = n, time.Now()
+		}
+	}
+}
+
 // Redirected is the requests the redirect server got so far.
 func (r *Registry) Redirected() []Request {
 	r.mu.Lock()
