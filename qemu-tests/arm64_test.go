@@ -24,6 +24,9 @@ import (
 // slot b (systemd-boot counting it in its entry's name on AAVMF's ESP) and
 // is blessed by keel-init.
 func TestAarch64Boot(t *testing.T) {
+	// One VM at a time: two such tests share the two cores (go test
+	// -parallel defaults to GOMAXPROCS), TCG taking one each.
+	t.Parallel()
 	h := setUp(t, "mdir")
 	h.useArm64(t)
 

@@ -26,6 +26,9 @@ import (
 )
 
 func TestBuildAndBoot(t *testing.T) {
+	// One VM at a time: two such tests share the two cores (go test
+	// -parallel defaults to GOMAXPROCS), TCG taking one each.
+	t.Parallel()
 	h := setUp(t, "unsquashfs", "fsck.fat", "sgdisk", "e2fsck", "cpio", "xz", "mcopy")
 	ctx, keel, initPath, initBin, cache := h.ctx, h.keel, h.initPath, h.initBin, h.cache
 

@@ -21,6 +21,9 @@ import (
 // serial console. Then keel lock pins the packages, and a locked build with
 // the mirror unreachable gives the same bytes (check 6).
 func TestMinimal(t *testing.T) {
+	// One VM at a time: two such tests share the two cores (go test
+	// -parallel defaults to GOMAXPROCS), TCG taking one each.
+	t.Parallel()
 	h := setUp(t)
 	dir := t.TempDir()
 	cache := t.TempDir() // empty: everything is downloaded
@@ -118,6 +121,9 @@ func TestMinimal(t *testing.T) {
 // factory file (issue 7, check 3), on the keel-init path. (TestServer
 // covers systemd: the keel user's key under /var/home lets it log in.)
 func TestVarFactory(t *testing.T) {
+	// One VM at a time: two such tests share the two cores (go test
+	// -parallel defaults to GOMAXPROCS), TCG taking one each.
+	t.Parallel()
 	h := setUp(t)
 	f := &abFixture{t: t, h: h, dir: t.TempDir(), disk: map[string]string{}, bundle: map[string]string{}}
 	h.runKeel(t, "key", "generate", "--dir", f.dir, "release")
@@ -383,6 +389,9 @@ func (s *sshGuest) waitExit() {
 // by keel-boot-failed.service, on each of its tries (2), and the loader
 // falls back.
 func TestSystemdAB(t *testing.T) {
+	// One VM at a time: two such tests share the two cores (go test
+	// -parallel defaults to GOMAXPROCS), TCG taking one each.
+	t.Parallel()
 	h := setUp(t, "ssh", "ssh-keygen")
 	dir := t.TempDir()
 	key := sshKey(t, dir)

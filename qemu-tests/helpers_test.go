@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"keel/image/qemu"
@@ -86,23 +87,48 @@ func cacheDir(t *testing.T) string {
 }
 
 // buildTools builds keel, keel-init and keelctl from this tree, as `make` does;
-// keelctl stays next to keel (see keelCmd).
+// keelctl stays next to keel (see keelCmd). They are built once for the
+// whole package (tools.dir, removed by TestMain): each test linking its
+// own three binaries cost about ten seconds a test.
 func buildTools(t *testing.T) (keel string, initBin []byte) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, c := range []struct{ out, pkg string }{{"keel-init", "./cmd/keel-init"}, {"keelctl", "./cmd/keelctl"}, {"keel", "./cmd/keel"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, c.out), c.pkg)
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", c.pkg, err, out)
+	tools.once.Do(func() {
+		tools.dir, tools.err = os.MkdirTemp("", "keel-qemu-tests-")
+		if tools.err != nil {
+			return
 		}
+		for _, c := range []struct{ out, pkg string }{{"keel-init", "./cmd/keel-init"}, {"keelctl", "./cmd/keelctl"}, {"keel", "./cmd/keel"}} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(tools.dir, c.out), c.pkg)
+			cmd.Dir = ".."
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				tools.err = fmt.Errorf("go build %s: %v\n%s", c.pkg, err, out)
+				return
+			}
+		}
+		tools.initBin, tools.err = os.ReadFile(filepath.Join(tools.dir, "keel-init"))
+	})
+	if tools.err != nil {
+		t.Fatal(tools.err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "keel-init"))
-	if err != nil {
-		t.Fatal(err)
+	return filepath.Join(tools.dir, "keel"), tools.initBin
+}
+
+// tools are buildTools' binaries, shared by the package's tests (which
+// only run them).
+var tools struct {
+	once    sync.Once
+	dir     string
+	initBin []byte
+	err     error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tools.dir != "" {
+		os.RemoveAll(tools.dir)
 	}
-	return filepath.Join(dir, "keel"), b
+	os.Exit(code)
 }
 
 // keelctlPath is the keelctl tools built beside keel.

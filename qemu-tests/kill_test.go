@@ -47,6 +47,9 @@ import (
 // must boot and be blessed; then fsck.fat finds the ESP clean, but for
 // what a cut may leave on vfat (lost clusters, the dirty bit).
 func TestKill(t *testing.T) {
+	// One VM at a time: two such tests share the two cores (go test
+	// -parallel defaults to GOMAXPROCS), TCG taking one each.
+	t.Parallel()
 	kills, seed := killParams(t)
 	t.Logf("%d kills, seed %d; replay: KEEL_KILL_SEED=%d KEEL_KILLS=%d go test -count=1 -timeout %v -run 'TestKill$' -v ./qemu-tests/",
 		kills, seed, seed, kills, killTimeout(kills))
