@@ -37,11 +37,14 @@ install: keel
 
 # Every test, including those that check images with the real tools
 # (unsquashfs, fsck.fat, sgdisk, e2fsck, cpio) and boot them in QEMU.
-# Nothing is skipped on a machine set up by .ci/run. Then every fuzz
-# target for 3 s from its seeds (about 2 minutes in all).
+# Nothing is skipped on a machine set up by .ci/run. The packages' own
+# tests first, two packages at a time; then the QEMU tests alone, which
+# run two VMs at a time themselves (TCG takes a core each). Then every
+# fuzz target for 3 s from its seeds (about 2 minutes in all).
 test: keel
 	$(GO) vet ./...
-	KEEL_INIT=$(CURDIR)/bin/keel-init $(GO) test -p 1 -timeout 60m ./...
+	KEEL_INIT=$(CURDIR)/bin/keel-init $(GO) test -p 2 -timeout 30m $$($(GO) list ./... | grep -v /qemu-tests$$)
+	KEEL_INIT=$(CURDIR)/bin/keel-init $(GO) test -timeout 60m ./qemu-tests/
 	FUZZTIME=3s FUZZCACHE=fresh GO=$(GO) bench/fuzz.sh
 
 # Every fuzz target, one after the other, for FUZZTIME each (default 60s),
