@@ -227,6 +227,14 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 	if _, ok := plan.Images[plan.Boot]; ok {
 		names = append([]string{plan.Boot}, names...)
 	}
+	// The second serial port and q35 are x86's: the control channel on
+	// aarch64's virt machine is still to come.
+	x86 := func(n, src, disk string) error {
+		if arch, err := runArch(ctx, "", disk, format.Raw); err == nil && arch != "x86_64" {
+			return usagef("image %s (%s) is an %s image: keel test runs x86_64 images", n, src, arch)
+		}
+		return nil
+	}
 	kinds := map[string]string{}
 	for _, n := range names {
 		src := plan.Images[n]
@@ -241,10 +249,8 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 		case kind == "disk" && installed[n]:
 			return nil, usagef("image %s (%s) is installed: give a profile or an update bundle, not a disk image", n, src)
 		case kind == "disk" && n == plan.Boot:
-			// The second serial port and q35 are x86's: the control
-			// channel on aarch64's virt machine is still to come.
-			if arch, err := runArch(ctx, "", src, format.Raw); err == nil && arch != "x86_64" {
-				return nil, usagef("image %s (%s) is an %s image: keel test runs x86_64 images", n, src, arch)
+			if err := x86(n, src, src); err != nil {
+				return nil, err
 			}
 		}
 		kinds[n] = kind
@@ -268,8 +274,8 @@ func testImages(ctx context.Context, plan *updatetest.Plan, o *testOptions, stde
 				img.Bundle = bs[0]
 			}
 			if n == plan.Boot {
-				if arch, err := runArch(ctx, "", img.Disk, format.Raw); err == nil && arch != "x86_64" {
-					return nil, usagef("image %s (%s) is an %s image: keel test runs x86_64 images", n, src, arch)
+				if err := x86(n, src, img.Disk); err != nil {
+					return nil, err
 				}
 			}
 		case "bundle":
