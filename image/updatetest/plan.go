@@ -181,6 +181,15 @@ func (p *Plan) Check() error {
 	if len(p.Steps) == 0 {
 		errs = append(errs, fmt.Errorf("%ssteps: none", where))
 	}
+	// Each image's build and bundle disk are named by its Slug: two
+	// names with one Slug would share them, one image tested as the other.
+	bySlug := map[string]string{}
+	for _, n := range p.imageNames() {
+		if other, ok := bySlug[Slug(n)]; ok {
+			errs = append(errs, fmt.Errorf("%simages: %q and %q differ only in case or punctuation: name them apart", where, other, n))
+		}
+		bySlug[Slug(n)] = n
+	}
 	states := map[string]bool{"good": true, "trial": true, "bad": true, "none": true}
 	for i, s := range p.Steps {
 		n := 0

@@ -35,6 +35,7 @@ func TestPlanErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unknown field", "images: {a: a.yaml}\nboot: a\nsteps:\n  - install: a\n    fualt: hang\n", "plan.yaml: line 5: field fualt not found"},
 		{"unknown image", "images: {a: a.yaml}\nboot: a\nsteps:\n  - reboot: true\n  - install: b\n", "plan.yaml:5: steps[1].install: \"b\" is not one of the images (a)"},
+		{"names alike", "images: {v_1: a.yaml, V-1: b.yaml}\nboot: v_1\nsteps: [{install: V-1}]\n", "images: \"V-1\" and \"v_1\" differ only in case or punctuation"},
 		{"boot unknown", "images: {a: a.yaml}\nboot: x\nsteps: [{reboot: true}]\n", "boot: \"x\" is not one of the images"},
 		{"two actions", "images: {a: a.yaml}\nboot: a\nsteps:\n  - {install: a, rollback: true}\n", "plan.yaml:4: steps[0]: one of install, rollback, reboot and run per step"},
 		{"bad fault", "images: {a: a.yaml}\nboot: a\nsteps:\n  - {install: a, fault: cut@install:0}\n", "steps[0].fault: \"cut@install:0\": want cut@install:N"},
